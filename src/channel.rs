@@ -1,0 +1,102 @@
+//! The command channel: what the shared procedures need from a front.
+//!
+//! Procedures (bring-up, opening sockets, DNS, ...) are written once, as `async fn`s generic
+//! over [`Channel`]. The async front implements it with real waiting; the blocking front
+//! implements it with futures that complete on their first poll (they poll the serial port
+//! inside) and runs the procedures with [`block_on`], which therefore never spins.
+
+use core::future::Future;
+use core::net::SocketAddr;
+use core::pin::pin;
+use core::task::{Context, Poll, Waker};
+
+use crate::commands::{Command, Qigeterror, Qird, Qisend};
+use crate::core::{Kind, State};
+use crate::error::{Error, ErrorCode, Result};
+use crate::ingress::Final;
+
+/// What a `+QIRD` read delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadInfo {
+    /// Payload length announced by the modem.
+    pub len: usize,
+    /// Bytes written to the caller's buffer (less than `len` if it did not fit).
+    pub copied: usize,
+    /// Sender (`"UDP SERVICE"` reads).
+    pub remote: Option<SocketAddr>,
+}
+
+/// A front's command channel.
+#[allow(async_fn_in_trait)]
+pub trait Channel {
+    /// Current time in milliseconds.
+    fn now_ms(&self) -> u64;
+
+    /// Waits `ms` milliseconds while input keeps being processed.
+    async fn sleep_ms(&mut self, ms: u32);
+
+    /// Runs `cmd`: writes it, waits up to `timeout_ms` for the final result (`kind` tells the
+    /// shape of the answer) and parses the answer. A final result other than `OK`/`CONNECT`
+    /// is returned as an error by [`interpret`]; no `AT+QIGETERROR` here.
+    async fn exec<C: Command>(&mut self, cmd: &C, kind: Kind, timeout_ms: u32) -> Result<C::Response>;
+
+    /// `AT+QISEND`: the command, the prompt, `data`, then `SEND OK`.
+    async fn send(&mut self, cmd: &Qisend, data: &[u8]) -> Result<()>;
+
+    /// `AT+QIRD`: the command and the payload, copied into `dest`.
+    async fn read(&mut self, cmd: &Qird, dest: &mut [u8]) -> Result<ReadInfo>;
+
+    /// Processes input until `f` returns `Some`, or `deadline_ms` passes ([`Error::Timeout`]).
+    async fn wait_for<T>(&mut self, deadline_ms: u64, f: impl FnMut(&mut State) -> Option<T>) -> Result<T>;
+
+    /// Access to the engine's state.
+    fn state<R>(&mut self, f: impl FnOnce(&mut State) -> R) -> R;
+}
+
+/// The error for a final result code.
+pub fn interpret(f: Final) -> Result<()> {
+    match f {
+        Final::Ok | Final::SendOk | Final::Connect => Ok(()),
+        Final::Error => Err(Error::Failed),
+        Final::CmeError(n) if (550..=574).contains(&n) => Err(Error::Modem(ErrorCode::from_code(n))),
+        Final::CmeError(n) => Err(Error::Cme(n)),
+        Final::CmsError(n) => Err(Error::Cms(n)),
+        Final::SendFail => Err(Error::SendFail),
+        Final::NoCarrier => Err(Error::Closed),
+    }
+}
+
+/// Runs a command with the manual's timeout; a bare `ERROR` of a TCP/IP command is followed by
+/// `AT+QIGETERROR` to report the manual's error code (field note 6).
+pub async fn command<Ch: Channel, C: Command>(ch: &mut Ch, cmd: &C) -> Result<C::Response> {
+    command_with(ch, cmd, Kind::Plain, cmd.timeout_ms()).await
+}
+
+/// [`command`] with an explicit answer shape and timeout.
+pub async fn command_with<Ch: Channel, C: Command>(ch: &mut Ch, cmd: &C, kind: Kind, timeout_ms: u32) -> Result<C::Response> {
+    match ch.exec(cmd, kind, timeout_ms).await {
+        Err(Error::Failed) if C::TCPIP => Err(last_error(ch).await),
+        other => other,
+    }
+}
+
+/// The cause of the last TCP/IP failure, from `AT+QIGETERROR` ([`Error::Failed`] if the modem
+/// does not say).
+pub async fn last_error<Ch: Channel>(ch: &mut Ch) -> Error {
+    match ch.exec(&Qigeterror, Kind::Plain, Qigeterror.timeout_ms()).await {
+        Ok(e) => e.error_code().map_or(Error::Failed, Error::Modem),
+        Err(Error::Rebooted) => Error::Rebooted,
+        Err(_) => Error::Failed,
+    }
+}
+
+/// Runs a future whose every await completes at once (the blocking front's channel) to its end.
+pub fn block_on<F: Future>(fut: F) -> F::Output {
+    let mut fut = pin!(fut);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}

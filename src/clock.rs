@@ -1,0 +1,27 @@
+//! Time, only through this trait: the stack reads the clock to enforce the manual's response
+//! times (QIACT 150 s, QIDEACT 40 s, QIOPEN 150 s, ...), and tests can run those long timeouts
+//! fast with a clock of their own.
+
+/// A monotonic millisecond clock.
+pub trait Clock {
+    /// Milliseconds since an arbitrary start. Must never go backwards.
+    fn now_ms(&self) -> u64;
+}
+
+impl<C: Clock + ?Sized> Clock for &C {
+    fn now_ms(&self) -> u64 {
+        (**self).now_ms()
+    }
+}
+
+/// A clock that can also wait, for the async stack.
+pub trait AsyncClock: Clock {
+    /// Completes at or after `deadline_ms` (in [`Clock::now_ms`] time).
+    fn wait_until(&self, deadline_ms: u64) -> impl core::future::Future<Output = ()>;
+}
+
+impl<C: AsyncClock + ?Sized> AsyncClock for &C {
+    fn wait_until(&self, deadline_ms: u64) -> impl core::future::Future<Output = ()> {
+        (**self).wait_until(deadline_ms)
+    }
+}

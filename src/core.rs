@@ -1,0 +1,926 @@
+//! The shared, sans-I/O engine of both fronts.
+//!
+//! [`Core`] owns the [`Ingress`] and everything learnt from the modem: the running command and
+//! its answer, the socket table, the deferred results (DNS, ping, NTP), the modem's status
+//! (rebooted, `APP RDY`, SIM, registration) and counters. It does no I/O and knows no clock:
+//! a front writes a command's bytes to the serial port, feeds every byte it reads to
+//! [`Core::feed`], and looks at the state. The blocking front does this from a polling loop,
+//! the async front from its runner.
+
+use core::net::{IpAddr, SocketAddr};
+
+use crate::commands::{NtpTime, PingLine, PingReply, PingSummary, SimState};
+use crate::error::{Error, ErrorCode};
+use crate::fmt::Bytes;
+use crate::ingress::{Event, Final, Ingress};
+use crate::socket::{SlotState, SocketTable};
+use crate::urc::{self, Urc};
+
+/// Capacity of the buffer for a command's information lines.
+pub const RESP_CAP: usize = 1024;
+
+/// Where payload goes: the front decides where the bytes of a `+QIRD` answer, of direct-push
+/// URCs and of transparent mode are stored.
+pub trait DataSink {
+    /// Payload of the running `AT+QIRD`, in order.
+    fn read(&mut self, data: &[u8]);
+    /// Direct-push payload for `connect_id`. `start` is set on the first call of a frame, with
+    /// the frame's length and sender. Returns how many bytes were taken; the rest is lost and
+    /// counted.
+    fn push(&mut self, connect_id: u8, start: Option<(usize, Option<SocketAddr>)>, data: &[u8]) -> usize;
+    /// Bytes received in transparent access mode. Returns how many were taken.
+    fn transparent(&mut self, data: &[u8]) -> usize;
+}
+
+/// A sink that takes nothing (payload arriving with nowhere to go is counted as lost).
+pub struct NullSink;
+
+impl DataSink for NullSink {
+    fn read(&mut self, _: &[u8]) {}
+    fn push(&mut self, _: u8, _: Option<(usize, Option<SocketAddr>)>, _: &[u8]) -> usize {
+        0
+    }
+    fn transparent(&mut self, _: &[u8]) -> usize {
+        0
+    }
+}
+
+/// The special shape of a command's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Information lines and a final result.
+    Plain,
+    /// `AT+QISEND`: a `> ` prompt, then (after the payload) `SEND OK`/`SEND FAIL`/`ERROR`.
+    Send,
+    /// `AT+QIRD`: a `+QIRD: <n>` header and `n` bytes of payload.
+    Read {
+        /// The socket being read.
+        connect_id: u8,
+    },
+    /// Answered with `CONNECT` when transparent access mode is entered on `connect_id`.
+    Connect {
+        /// The socket entering transparent mode (`None` for `ATO`: the last one that left it).
+        connect_id: Option<u8>,
+    },
+}
+
+/// The command in flight.
+#[derive(Debug)]
+pub struct Pending {
+    active: bool,
+    prefix: &'static [u8],
+    kind: Kind,
+    result: Option<Final>,
+    aborted: Option<Error>,
+    prompted: bool,
+    resp: heapless::Vec<u8, RESP_CAP>,
+    overflow: bool,
+    /// The `+QIRD` header: payload length and sender.
+    pub read_header: Option<(usize, Option<SocketAddr>)>,
+    /// Payload bytes of the `+QIRD` answer received so far.
+    pub read_got: usize,
+}
+
+impl Pending {
+    const fn new() -> Self {
+        Self {
+            active: false,
+            prefix: b"",
+            kind: Kind::Plain,
+            result: None,
+            aborted: None,
+            prompted: false,
+            resp: heapless::Vec::new(),
+            overflow: false,
+            read_header: None,
+            read_got: 0,
+        }
+    }
+}
+
+/// The state of the (single-flight) DNS query.
+#[derive(Debug, Clone, Default)]
+pub struct DnsState {
+    /// A query is running.
+    pub pending: bool,
+    /// The result: addresses, or the error code.
+    pub result: Option<Result<(), u16>>,
+    /// Addresses received so far.
+    pub addresses: heapless::Vec<IpAddr, 8>,
+    /// How many addresses the modem announced.
+    pub expected: u8,
+}
+
+/// The state of `AT+QPING`.
+#[derive(Debug, Clone, Default)]
+pub struct PingState {
+    /// A ping is running.
+    pub pending: bool,
+    /// Replies so far (and failed requests, as codes).
+    pub replies: heapless::Vec<Result<PingReply, u16>, 10>,
+    /// The final line: statistics or the error code.
+    pub done: Option<Result<PingSummary, u16>>,
+}
+
+/// The state of `AT+QNTP`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NtpState {
+    /// A synchronisation is running.
+    pub pending: bool,
+    /// The result.
+    pub done: Option<Result<NtpTime, u16>>,
+}
+
+/// What the modem told us about itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ModemStatus {
+    /// `RDY` was seen since the last bring-up started: the modem (re)booted.
+    pub rebooted: bool,
+    /// `APP RDY` was seen.
+    pub app_ready: bool,
+    /// `POWERED DOWN` was seen.
+    pub powered_down: bool,
+    /// Last `+CPIN` state reported.
+    pub sim: Option<SimState>,
+    /// Contexts deactivated by the network (`pdpdeact`), bit n = context n.
+    pub deactivated_contexts: u32,
+    /// The modem echoes `AT+QISEND` payload (`AT+QISDE=1`).
+    pub payload_echo: bool,
+    /// The connectID in transparent access mode.
+    pub transparent: Option<u8>,
+    /// The connectID that left transparent access mode last (for `ATO`).
+    pub last_transparent: Option<u8>,
+    /// Contexts known to be active, bit n = context n.
+    pub active_contexts: u32,
+    /// `recv` URCs carry lengths (`AT+QICFG="recvind",1` accepted).
+    pub recvind: bool,
+}
+
+impl ModemStatus {
+    /// Whether the context is known to be active.
+    pub fn context_active(&self, context_id: u8) -> bool {
+        self.active_contexts & 1u32.checked_shl(u32::from(context_id)).unwrap_or(0) != 0
+    }
+
+    /// Records that a context is active or not.
+    pub fn set_context_active(&mut self, context_id: u8, on: bool) {
+        let bit = 1u32.checked_shl(u32::from(context_id)).unwrap_or(0);
+        if on {
+            self.active_contexts |= bit;
+        } else {
+            self.active_contexts &= !bit;
+        }
+    }
+}
+
+/// Counters of what went through the ingress.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Stats {
+    /// URCs handled.
+    pub urcs: u32,
+    /// Lines that were neither an answer nor a known URC.
+    pub unknown_lines: u32,
+    /// Lines longer than the line buffer.
+    pub line_overflows: u32,
+    /// Final results with no command waiting for them.
+    pub stray_finals: u32,
+    /// `+QIURC: "incoming full"` seen: clients turned away because no connectID was free.
+    pub incoming_full: u32,
+    /// Direct-push and transparent bytes that found no room in the host buffer.
+    pub bytes_lost: u32,
+    /// Payload bytes received (`+QIRD`, direct push, transparent).
+    pub bytes_received: u32,
+}
+
+/// What changed in one call of [`Core::feed`], so an async front wakes only who is concerned.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// The running command got its prompt or final result.
+    pub command: bool,
+    /// Sockets whose state changed (bit n = connectID n).
+    pub sockets: u16,
+    /// DNS, ping or NTP results arrived.
+    pub deferred: bool,
+    /// The modem's status changed (reboot, `APP RDY`, context deactivated...).
+    pub modem: bool,
+    /// Transparent-mode data arrived or transparent mode ended.
+    pub transparent: bool,
+}
+
+impl Changes {
+    /// Whether anything changed.
+    pub fn any(&self) -> bool {
+        self.command || self.sockets != 0 || self.deferred || self.modem || self.transparent
+    }
+}
+
+/// Where the bytes of the current length-framed payload go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Frame {
+    None,
+    Read,
+    Push { connect_id: u8, first: bool, len: usize, remote: Option<SocketAddr> },
+}
+
+/// Everything the engine knows, apart from the ingress.
+pub struct State {
+    /// The socket table.
+    pub sockets: SocketTable,
+    /// The command in flight.
+    pub cmd: Pending,
+    /// DNS query.
+    pub dns: DnsState,
+    /// Ping.
+    pub ping: PingState,
+    /// NTP.
+    pub ntp: NtpState,
+    /// Modem status.
+    pub modem: ModemStatus,
+    /// Counters.
+    pub stats: Stats,
+    frame: Frame,
+    changes: Changes,
+}
+
+/// The engine: ingress plus state.
+pub struct Core {
+    ingress: Ingress,
+    /// What the engine knows.
+    pub st: State,
+}
+
+impl Default for Core {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What to do with the ingress after an event was handled.
+enum After {
+    Nothing,
+    EnterTransparent,
+    Reset,
+}
+
+impl Core {
+    /// A fresh engine.
+    pub const fn new() -> Self {
+        Self {
+            ingress: Ingress::new(),
+            st: State {
+                sockets: SocketTable::new(),
+                cmd: Pending::new(),
+                dns: DnsState { pending: false, result: None, addresses: heapless::Vec::new(), expected: 0 },
+                ping: PingState { pending: false, replies: heapless::Vec::new(), done: None },
+                ntp: NtpState { pending: false, done: None },
+                modem: ModemStatus {
+                    rebooted: false,
+                    app_ready: false,
+                    powered_down: false,
+                    sim: None,
+                    deactivated_contexts: 0,
+                    payload_echo: false,
+                    transparent: None,
+                    last_transparent: None,
+                    active_contexts: 0,
+                    recvind: false,
+                },
+                stats: Stats {
+                    urcs: 0,
+                    unknown_lines: 0,
+                    line_overflows: 0,
+                    stray_finals: 0,
+                    incoming_full: 0,
+                    bytes_lost: 0,
+                    bytes_received: 0,
+                },
+                frame: Frame::None,
+                changes: Changes { command: false, sockets: 0, deferred: false, modem: false, transparent: false },
+            },
+        }
+    }
+
+    /// Read access to the ingress (transparent-mode state).
+    pub fn ingress(&self) -> &Ingress {
+        &self.ingress
+    }
+
+    /// Mutable access to the ingress (expectations for the `+++` escape, push modes).
+    pub fn ingress_mut(&mut self) -> &mut Ingress {
+        &mut self.ingress
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Commands
+
+    /// Whether a command is in flight.
+    pub fn busy(&self) -> bool {
+        self.st.cmd.active
+    }
+
+    /// Starts a command: its information lines start with `prefix`, its answer has the shape
+    /// `kind`. The front writes the command's bytes after this.
+    pub fn begin(&mut self, prefix: &'static [u8], kind: Kind) -> Result<(), Error> {
+        if self.st.cmd.active {
+            return Err(Error::Busy);
+        }
+        let cmd = &mut self.st.cmd;
+        cmd.active = true;
+        cmd.prefix = prefix;
+        cmd.kind = kind;
+        cmd.result = None;
+        cmd.aborted = None;
+        cmd.prompted = false;
+        cmd.resp.clear();
+        cmd.overflow = false;
+        cmd.read_header = None;
+        cmd.read_got = 0;
+        self.ingress.expect_prompt(kind == Kind::Send);
+        self.ingress.expect_read(matches!(kind, Kind::Read { .. }));
+        Ok(())
+    }
+
+    /// The send payload of `n` bytes was written: skip its echo if `AT+QISDE=1`.
+    pub fn payload_written(&mut self, n: usize) {
+        if self.st.modem.payload_echo {
+            self.ingress.expect_payload_echo(n);
+        }
+    }
+
+    /// Whether the running send got its `> ` prompt.
+    pub fn prompted(&self) -> bool {
+        self.st.cmd.prompted
+    }
+
+    /// The final result of the running command, once it arrived; an error if the command
+    /// cannot complete (the modem rebooted).
+    pub fn result(&self) -> Option<Result<Final, Error>> {
+        if let Some(e) = self.st.cmd.aborted {
+            return Some(Err(e));
+        }
+        self.st.cmd.result.map(Ok)
+    }
+
+    /// The information lines of the answer (after a final result).
+    pub fn response(&self) -> Result<&[u8], Error> {
+        if self.st.cmd.overflow { Err(Error::Overflow) } else { Ok(&self.st.cmd.resp) }
+    }
+
+    /// Ends the running command (after its result was taken, or on a timeout).
+    pub fn end(&mut self) {
+        self.st.cmd.active = false;
+        self.ingress.expect_prompt(false);
+        self.ingress.expect_read(false);
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Input
+
+    /// Feeds bytes read from the modem. Every byte is consumed.
+    pub fn feed(&mut self, mut input: &[u8], sink: &mut dyn DataSink) -> Changes {
+        self.st.changes = Changes::default();
+        // the socket table is the one record of which sockets are in direct push mode
+        let push_mask = self.st.push_mask();
+        self.ingress.set_push_mask(push_mask);
+        loop {
+            let (n, ev) = self.ingress.advance(input);
+            let Some(ev) = ev else {
+                if n == 0 {
+                    // (0, None) only happens when the input is used up and nothing is pending
+                    break;
+                }
+                input = input.get(n..).unwrap_or(&[]);
+                continue;
+            };
+            let after = self.st.handle(ev, sink);
+            match after {
+                After::Nothing => {}
+                After::EnterTransparent => self.ingress.enter_transparent(),
+                After::Reset => self.ingress.reset(),
+            }
+            input = input.get(n..).unwrap_or(&[]);
+        }
+        self.st.changes
+    }
+
+    /// Releases transparent-mode bytes held back as a possible `NO CARRIER` (call when the
+    /// line has been quiet for a while).
+    pub fn flush_transparent(&mut self, sink: &mut dyn DataSink) -> Changes {
+        self.st.changes = Changes::default();
+        if let Some(Event::Transparent(d)) = self.ingress.flush_held() {
+            let taken = sink.transparent(d);
+            self.st.count_transparent(d.len(), taken);
+        }
+        self.st.changes
+    }
+
+    /// Forgets everything about sockets and expectations after a reboot was detected and
+    /// handled (bring-up starts from a clean state).
+    pub fn acknowledge_reboot(&mut self) {
+        self.st.modem.rebooted = false;
+        self.st.modem.app_ready = false;
+        self.st.modem.payload_echo = false;
+        self.st.modem.transparent = None;
+        self.st.modem.last_transparent = None;
+    }
+}
+
+impl State {
+    /// Sockets in direct push mode, bit n = connectID n.
+    pub fn push_mask(&self) -> u16 {
+        self.sockets
+            .iter()
+            .filter(|(_, s)| s.state != SlotState::Free && s.mode == crate::commands::AccessMode::DirectPush)
+            .fold(0, |m, (id, _)| m | (1 << id))
+    }
+
+    fn handle(&mut self, ev: Event<'_>, sink: &mut dyn DataSink) -> After {
+        match ev {
+            Event::Echo => {}
+            Event::Prompt => {
+                if self.cmd.active && self.cmd.kind == Kind::Send {
+                    self.cmd.prompted = true;
+                    self.changes.command = true;
+                }
+            }
+            Event::Final(f) => return self.on_final(f),
+            Event::Line(line) => return self.on_line(line),
+            Event::LineOverflow => {
+                self.stats.line_overflows += 1;
+                warn!("line longer than {} bytes dropped", crate::ingress::LINE_CAP);
+                if self.cmd.active && self.cmd.result.is_none() {
+                    self.cmd.overflow = true;
+                }
+            }
+            Event::ReadHeader { len, remote } => {
+                self.cmd.read_header = Some((len, remote));
+                self.frame = Frame::Read;
+            }
+            Event::PushHeader { connect_id, len, remote } => {
+                self.frame = Frame::Push { connect_id, first: true, len, remote };
+                if len == 0 {
+                    let _ = sink.push(connect_id, Some((0, remote)), &[]);
+                    self.frame = Frame::None;
+                    self.changes.sockets |= 1 << connect_id;
+                }
+            }
+            Event::Data(d) => self.on_data(d, sink),
+            Event::DataEnd => {
+                if let Frame::Push { connect_id, .. } = self.frame {
+                    self.changes.sockets |= 1 << connect_id;
+                }
+                self.frame = Frame::None;
+            }
+            Event::Transparent(d) => {
+                let taken = sink.transparent(d);
+                self.count_transparent(d.len(), taken);
+            }
+        }
+        After::Nothing
+    }
+
+    fn count_transparent(&mut self, len: usize, taken: usize) {
+        self.stats.bytes_received = self.stats.bytes_received.wrapping_add(len as u32);
+        self.stats.bytes_lost = self.stats.bytes_lost.wrapping_add(len.saturating_sub(taken) as u32);
+        self.changes.transparent = true;
+    }
+
+    fn on_data(&mut self, d: &[u8], sink: &mut dyn DataSink) {
+        self.stats.bytes_received = self.stats.bytes_received.wrapping_add(d.len() as u32);
+        match &mut self.frame {
+            Frame::Read => {
+                sink.read(d);
+                self.cmd.read_got += d.len();
+            }
+            Frame::Push { connect_id, first, len, remote } => {
+                let start = if *first { Some((*len, *remote)) } else { None };
+                *first = false;
+                let id = *connect_id;
+                let taken = sink.push(id, start, d);
+                let lost = d.len().saturating_sub(taken) as u32;
+                if lost > 0 {
+                    self.stats.bytes_lost = self.stats.bytes_lost.wrapping_add(lost);
+                    if let Some(s) = self.sockets.get_mut(id) {
+                        s.push_lost = s.push_lost.saturating_add(lost);
+                    }
+                }
+            }
+            Frame::None => {}
+        }
+    }
+
+    fn on_final(&mut self, f: Final) -> After {
+        if !self.cmd.active || self.cmd.result.is_some() {
+            // `NO CARRIER`/`OK` ending transparent mode arrive with no command in flight
+            if let Some(id) = self.modem.transparent {
+                if matches!(f, Final::NoCarrier | Final::Ok) {
+                    self.leave_transparent(id, f == Final::NoCarrier);
+                    return After::Nothing;
+                }
+            }
+            self.stats.stray_finals += 1;
+            debug!("final result with no command in flight: {:?}", f);
+            return After::Nothing;
+        }
+        if self.modem.transparent.is_some() && matches!(f, Final::NoCarrier | Final::Ok) {
+            if let Some(id) = self.modem.transparent {
+                self.leave_transparent(id, f == Final::NoCarrier);
+            }
+        }
+        self.cmd.result = Some(f);
+        self.changes.command = true;
+        if f == Final::Connect {
+            if let Kind::Connect { connect_id } = self.cmd.kind {
+                let id = connect_id.or(self.modem.last_transparent);
+                if let Some(id) = id {
+                    self.modem.transparent = Some(id);
+                    if let Some(s) = self.sockets.get_mut(id) {
+                        s.mode = crate::commands::AccessMode::Transparent;
+                    }
+                    self.changes.transparent = true;
+                    return After::EnterTransparent;
+                }
+            }
+        }
+        After::Nothing
+    }
+
+    fn leave_transparent(&mut self, id: u8, peer_closed: bool) {
+        self.modem.transparent = None;
+        self.modem.last_transparent = Some(id);
+        if let Some(s) = self.sockets.get_mut(id) {
+            s.mode = crate::commands::AccessMode::Buffer;
+            if peer_closed {
+                s.peer_closed = true;
+            }
+        }
+        self.changes.transparent = true;
+        self.changes.sockets |= 1 << id;
+    }
+
+    fn on_line(&mut self, line: &[u8]) -> After {
+        let cmd = &mut self.cmd;
+        if cmd.active && cmd.result.is_none() && cmd.aborted.is_none() {
+            let is_response = if cmd.prefix.is_empty() { urc::parse(line).is_none() } else { line.starts_with(cmd.prefix) };
+            if is_response {
+                if cmd.resp.extend_from_slice(line).is_err() || cmd.resp.extend_from_slice(b"\r\n").is_err() {
+                    cmd.overflow = true;
+                }
+                return After::Nothing;
+            }
+        }
+        match urc::parse(line) {
+            Some(Urc::Ready) => {
+                self.stats.urcs += 1;
+                self.on_reboot();
+                return After::Reset;
+            }
+            Some(u) => {
+                self.stats.urcs += 1;
+                self.on_urc(u);
+            }
+            None => {
+                self.stats.unknown_lines += 1;
+                debug!("unsolicited line ignored: {}", Bytes(line));
+            }
+        }
+        After::Nothing
+    }
+
+    fn on_urc(&mut self, u: Urc<'_>) {
+        trace!("urc {:?}", u);
+        match u {
+            Urc::Recv { connect_id, len } => {
+                if let Some(s) = self.sockets.get_mut(connect_id) {
+                    if s.state == SlotState::Free {
+                        // data for a socket we do not know: a leftover of an earlier run
+                        s.state = SlotState::PendingClose;
+                    }
+                    s.rx_ready = true;
+                    if let Some(len) = len {
+                        s.rx_known = s.rx_known.max(len as u32);
+                    }
+                    self.changes.sockets |= 1 << connect_id;
+                }
+            }
+            Urc::Closed { connect_id } => {
+                if let Some(s) = self.sockets.get_mut(connect_id) {
+                    match s.state {
+                        SlotState::Free => s.state = SlotState::PendingClose,
+                        SlotState::Opening if s.open_result.is_none() => {
+                            s.open_result = Some(ErrorCode::SocketConnectFailed.code());
+                        }
+                        _ => {}
+                    }
+                    s.peer_closed = true;
+                    s.rx_ready = true;
+                    self.changes.sockets |= 1 << connect_id;
+                }
+            }
+            Urc::Incoming { connect_id, server_id, remote } => {
+                if let Some(s) = self.sockets.get_mut(connect_id) {
+                    if s.state != SlotState::Free && s.state != SlotState::PendingClose {
+                        warn!("modem reused connectID {} for an incoming connection", connect_id);
+                        s.release(SlotState::Free, Some(Error::Closed));
+                    }
+                    let mode = self.sockets.get(server_id).map(|l| l.mode).unwrap_or_default();
+                    let context = self.sockets.get(server_id).map(|l| l.context_id).unwrap_or(1);
+                    if let Some(s) = self.sockets.get_mut(connect_id) {
+                        s.occupy(SlotState::Incoming, crate::commands::ServiceType::TcpIncoming, mode, context);
+                        s.server_id = server_id;
+                        s.remote = Some(remote);
+                    }
+                    self.changes.sockets |= (1 << connect_id) | (1u16.checked_shl(u32::from(server_id)).unwrap_or(0));
+                }
+            }
+            Urc::IncomingFull => {
+                self.stats.incoming_full += 1;
+                warn!("incoming connection refused by the modem: no free connectID");
+                self.changes.sockets |= 0x0fff;
+            }
+            Urc::PdpDeact { context_id } => {
+                self.modem.deactivated_contexts |= 1u32.checked_shl(u32::from(context_id)).unwrap_or(0);
+                self.modem.set_context_active(context_id, false);
+                for (id, s) in self.sockets.iter_mut() {
+                    if s.state != SlotState::Free && s.context_id == context_id {
+                        s.release(SlotState::PendingClose, Some(Error::ContextDeactivated(context_id)));
+                        self.changes.sockets |= 1 << id;
+                    }
+                }
+                self.changes.modem = true;
+            }
+            Urc::DnsResult { err, count, .. } => {
+                if self.dns.pending && self.dns.result.is_none() {
+                    if err != 0 {
+                        self.dns.result = Some(Err(err));
+                    } else if count == 0 {
+                        self.dns.result = Some(Ok(()));
+                    } else {
+                        self.dns.expected = count;
+                        self.dns.addresses.clear();
+                    }
+                    self.changes.deferred = true;
+                }
+            }
+            Urc::DnsAddress(ip) => {
+                if self.dns.pending && self.dns.result.is_none() && self.dns.expected > 0 {
+                    let _ = self.dns.addresses.push(ip);
+                    self.dns.expected -= 1;
+                    if self.dns.expected == 0 {
+                        self.dns.result = Some(Ok(()));
+                    }
+                    self.changes.deferred = true;
+                }
+            }
+            Urc::Open { connect_id, err } => {
+                if let Some(s) = self.sockets.get_mut(connect_id) {
+                    if s.state == SlotState::Opening && s.open_result.is_none() {
+                        s.open_result = Some(err);
+                        if err == 0 {
+                            s.state = SlotState::Open;
+                        }
+                    } else if err == 0 && s.state == SlotState::Free {
+                        // opened on an id we did not ask for (field note 13): close it
+                        s.state = SlotState::PendingClose;
+                    }
+                    self.changes.sockets |= 1 << connect_id;
+                }
+            }
+            Urc::Ping(line) => {
+                if self.ping.pending && self.ping.done.is_none() {
+                    match line {
+                        PingLine::Reply(r) => {
+                            let _ = self.ping.replies.push(Ok(r));
+                        }
+                        PingLine::Summary(s) => self.ping.done = Some(Ok(s)),
+                        PingLine::Code(569) => {
+                            let _ = self.ping.replies.push(Err(569));
+                        }
+                        PingLine::Code(c) => self.ping.done = Some(Err(c)),
+                    }
+                    self.changes.deferred = true;
+                }
+            }
+            Urc::Ntp { err, time } => {
+                if self.ntp.pending && self.ntp.done.is_none() {
+                    self.ntp.done = Some(match (err, time) {
+                        (0, Some(t)) => Ok(t),
+                        (0, None) => Err(ErrorCode::Unknown.code()),
+                        (e, _) => Err(e),
+                    });
+                    self.changes.deferred = true;
+                }
+            }
+            Urc::Ready => self.on_reboot(),
+            Urc::AppReady => {
+                self.modem.app_ready = true;
+                self.changes.modem = true;
+            }
+            Urc::PoweredDown => {
+                self.modem.powered_down = true;
+                self.changes.modem = true;
+            }
+            Urc::Sim(state) => {
+                self.modem.sim = Some(state);
+                self.changes.modem = true;
+            }
+            Urc::Qind(_) | Urc::Registration { .. } => {}
+        }
+    }
+
+    fn on_reboot(&mut self) {
+        info!("modem (re)booted: RDY");
+        self.modem.rebooted = true;
+        self.modem.app_ready = false;
+        self.modem.powered_down = false;
+        self.modem.transparent = None;
+        self.modem.last_transparent = None;
+        self.modem.active_contexts = 0;
+        self.modem.deactivated_contexts = 0;
+        for (id, s) in self.sockets.iter_mut() {
+            if s.state != SlotState::Free {
+                s.release(SlotState::Free, Some(Error::Rebooted));
+                self.changes.sockets |= 1 << id;
+            }
+        }
+        if self.cmd.active && self.cmd.result.is_none() {
+            self.cmd.aborted = Some(Error::Rebooted);
+            self.changes.command = true;
+        }
+        for (pending, result) in [(&mut self.dns.pending, self.dns.result.is_none())] {
+            if *pending && result {
+                self.dns.result = Some(Err(ErrorCode::Unknown.code()));
+            }
+        }
+        if self.ping.pending && self.ping.done.is_none() {
+            self.ping.done = Some(Err(ErrorCode::Unknown.code()));
+        }
+        if self.ntp.pending && self.ntp.done.is_none() {
+            self.ntp.done = Some(Err(ErrorCode::Unknown.code()));
+        }
+        self.changes.modem = true;
+        self.changes.deferred = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use crate::commands::AccessMode;
+    use std::vec::Vec;
+
+    #[derive(Default)]
+    struct VecSink {
+        read: Vec<u8>,
+        push: Vec<(u8, Vec<u8>)>,
+        transparent: Vec<u8>,
+    }
+    impl DataSink for VecSink {
+        fn read(&mut self, d: &[u8]) {
+            self.read.extend_from_slice(d);
+        }
+        fn push(&mut self, id: u8, start: Option<(usize, Option<SocketAddr>)>, d: &[u8]) -> usize {
+            if start.is_some() {
+                self.push.push((id, Vec::new()));
+            }
+            if let Some(last) = self.push.last_mut() {
+                last.1.extend_from_slice(d);
+            }
+            d.len()
+        }
+        fn transparent(&mut self, d: &[u8]) -> usize {
+            self.transparent.extend_from_slice(d);
+            d.len()
+        }
+    }
+
+    fn feed_split(core: &mut Core, sink: &mut VecSink, bytes: &[u8]) {
+        for chunk in bytes.chunks(3) {
+            core.feed(chunk, sink);
+        }
+    }
+
+    #[test]
+    fn response_lines_and_urcs_are_told_apart() {
+        let mut core = Core::new();
+        let mut sink = VecSink::default();
+        core.begin(b"+QIACT:", Kind::Plain).unwrap();
+        feed_split(
+            &mut core,
+            &mut sink,
+            b"\r\n+QIACT: 1,1,1,\"10.7.157.1\"\r\n\r\n+QIURC: \"recv\",3\r\n\r\n+QIACT: 2,1,1,\"10.7.157.2\"\r\n\r\nOK\r\n",
+        );
+        assert_eq!(core.result(), Some(Ok(Final::Ok)));
+        assert_eq!(core.response().unwrap(), b"+QIACT: 1,1,1,\"10.7.157.1\"\r\n+QIACT: 2,1,1,\"10.7.157.2\"\r\n");
+        assert!(core.st.sockets.get(3).unwrap().rx_ready);
+        core.end();
+    }
+
+    #[test]
+    fn deferred_open_result_after_ok_in_the_same_read() {
+        let mut core = Core::new();
+        let mut sink = VecSink::default();
+        core.st.sockets.get_mut(0).unwrap().occupy(SlotState::Opening, crate::commands::ServiceType::Tcp, AccessMode::Buffer, 1);
+        core.begin(crate::commands::NO_INFO, Kind::Plain).unwrap();
+        let ch = core.feed(b"\r\nOK\r\n\r\n+QIOPEN: 0,0\r\n", &mut sink);
+        assert!(ch.command);
+        assert_eq!(ch.sockets, 1);
+        assert_eq!(core.result(), Some(Ok(Final::Ok)));
+        let s = core.st.sockets.get(0).unwrap();
+        assert_eq!((s.state, s.open_result), (SlotState::Open, Some(0)));
+    }
+
+    #[test]
+    fn qird_payload_goes_to_the_sink_by_count() {
+        let mut core = Core::new();
+        let mut sink = VecSink::default();
+        core.begin(b"+QIRD:", Kind::Read { connect_id: 0 }).unwrap();
+        feed_split(&mut core, &mut sink, b"\r\n+QIRD: 10\r\n\r\nOK\r\n> RDY\r\n\r\nOK\r\n");
+        assert_eq!(core.result(), Some(Ok(Final::Ok)));
+        assert_eq!(sink.read, b"\r\nOK\r\n> RD");
+        assert_eq!(core.st.cmd.read_header, Some((10, None)));
+        assert!(!core.st.modem.rebooted, "payload must not be taken for RDY");
+    }
+
+    #[test]
+    fn direct_push_and_loss_accounting() {
+        struct Small(usize);
+        impl DataSink for Small {
+            fn read(&mut self, _: &[u8]) {}
+            fn push(&mut self, _: u8, _: Option<(usize, Option<SocketAddr>)>, d: &[u8]) -> usize {
+                let n = d.len().min(self.0);
+                self.0 -= n;
+                n
+            }
+            fn transparent(&mut self, _: &[u8]) -> usize {
+                0
+            }
+        }
+        let mut core = Core::new();
+        core.st.sockets.get_mut(4).unwrap().occupy(SlotState::Open, crate::commands::ServiceType::Tcp, AccessMode::DirectPush, 1);
+        let mut sink = Small(3);
+        core.feed(b"\r\n+QIURC: \"recv\",4,5\r\nhello", &mut sink);
+        assert_eq!(core.st.stats.bytes_lost, 2);
+        assert_eq!(core.st.sockets.get(4).unwrap().push_lost, 2);
+    }
+
+    #[test]
+    fn reboot_fails_the_command_and_frees_sockets() {
+        let mut core = Core::new();
+        let mut sink = VecSink::default();
+        core.st.sockets.get_mut(2).unwrap().occupy(SlotState::Open, crate::commands::ServiceType::Tcp, AccessMode::Buffer, 1);
+        let r = core.st.sockets.slot_ref(2).unwrap();
+        core.begin(b"+QISTATE:", Kind::Plain).unwrap();
+        let ch = core.feed(b"\r\nRDY\r\n", &mut sink);
+        assert!(ch.modem && ch.command);
+        assert_eq!(core.result(), Some(Err(Error::Rebooted)));
+        assert_eq!(core.st.sockets.current(r).err(), Some(Error::Rebooted));
+        assert_eq!(core.st.sockets.in_use(), 0);
+    }
+
+    #[test]
+    fn pdpdeact_kills_the_sockets_of_that_context_only() {
+        let mut core = Core::new();
+        let mut sink = VecSink::default();
+        core.st.sockets.get_mut(0).unwrap().occupy(SlotState::Open, crate::commands::ServiceType::Tcp, AccessMode::Buffer, 1);
+        core.st.sockets.get_mut(1).unwrap().occupy(SlotState::Open, crate::commands::ServiceType::Tcp, AccessMode::Buffer, 2);
+        let r0 = core.st.sockets.slot_ref(0).unwrap();
+        let r1 = core.st.sockets.slot_ref(1).unwrap();
+        core.feed(b"\r\n+QIURC: \"pdpdeact\",1\r\n", &mut sink);
+        assert_eq!(core.st.sockets.current(r0).err(), Some(Error::ContextDeactivated(1)));
+        assert!(core.st.sockets.current(r1).is_ok());
+        assert_eq!(core.st.sockets.pending_close(), Some(0));
+    }
+
+    #[test]
+    fn dns_result_collects_all_addresses_and_drops_late_lines() {
+        let mut core = Core::new();
+        let mut sink = VecSink::default();
+        core.feed(b"\r\n+QIURC: \"dnsgip\",\"9.9.9.9\"\r\n", &mut sink);
+        assert!(core.st.dns.result.is_none());
+        core.st.dns.pending = true;
+        core.feed(b"\r\n+QIURC: \"dnsgip\",0,2,600\r\n\r\n+QIURC: \"dnsgip\",\"1.2.3.4\"\r\n", &mut sink);
+        assert!(core.st.dns.result.is_none());
+        core.feed(b"\r\n+QIURC: \"dnsgip\",\"::1\"\r\n", &mut sink);
+        assert_eq!(core.st.dns.result, Some(Ok(())));
+        assert_eq!(core.st.dns.addresses.len(), 2);
+    }
+
+    #[test]
+    fn transparent_mode_via_connect_and_no_carrier() {
+        let mut core = Core::new();
+        let mut sink = VecSink::default();
+        core.st.sockets.get_mut(0).unwrap().occupy(SlotState::Open, crate::commands::ServiceType::Tcp, AccessMode::Buffer, 1);
+        core.begin(crate::commands::NO_INFO, Kind::Connect { connect_id: Some(0) }).unwrap();
+        core.feed(b"\r\nCONNECT\r\nraw\r\nOK\r\nbytes", &mut sink);
+        assert_eq!(core.result(), Some(Ok(Final::Connect)));
+        core.end();
+        assert_eq!(core.st.modem.transparent, Some(0));
+        core.feed(b"\r\nNO CARRIER\r\n", &mut sink);
+        assert_eq!(sink.transparent, b"raw\r\nOK\r\nbytes");
+        assert_eq!(core.st.modem.transparent, None);
+        assert!(core.st.sockets.get(0).unwrap().peer_closed);
+    }
+}

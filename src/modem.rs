@@ -1,0 +1,390 @@
+//! Modem bring-up and the procedures both fronts share, following the manual's Figure 1 and
+//! the field notes: synchronisation, echo off, error reporting, (U)SIM and registration
+//! polling, context configuration and activation, cleanup of sockets left open by an earlier
+//! run of the host, opening and closing sockets, DNS.
+
+use core::net::IpAddr;
+
+use crate::channel::{Channel, command, command_with};
+use crate::commands::{
+    AccessMode, Ate, At, Cmee, Command, Domain, Host, Qgmr, Qiact, QiactRead, Qicfg, QicfgSetting, Qiclose, Qicsgp,
+    Qideact, Qidnsgip, Qiopen, Qisde, Qistate, Qurccfg, RegistrationRead, Revision, ServiceType, SimState, CpinRead,
+};
+use crate::config::Config;
+use crate::core::Kind;
+use crate::error::{Error, ErrorCode, Result};
+use crate::socket::{SlotRef, SlotState};
+
+/// What bring-up learnt about the modem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModemInfo {
+    /// Firmware revision from `AT+QGMR` (behaviour differs between revisions; log it).
+    pub revision: Revision,
+    /// The local address of the stack's context.
+    pub local_ip: Option<IpAddr>,
+    /// Whether `recv` URCs carry data lengths (`AT+QICFG="recvind",1` accepted).
+    pub recvind: bool,
+    /// Sockets an earlier run of the host had left open and that were closed.
+    pub stale_sockets_closed: u8,
+}
+
+/// Timeout of one synchronisation `AT` (short: the modem may not be up yet).
+const SYNC_AT_MS: u32 = 500;
+
+/// Sends `AT` until the modem answers `OK`, then waits for `APP RDY` if the modem just booted.
+pub async fn sync<Ch: Channel>(ch: &mut Ch, config: &Config) -> Result<()> {
+    let deadline = ch.now_ms() + u64::from(config.timeouts.sync_ms);
+    loop {
+        match ch.exec(&At, Kind::Plain, SYNC_AT_MS).await {
+            Ok(_) => break,
+            Err(e) if ch.now_ms() >= deadline => return Err(if e == Error::Rebooted { Error::Timeout } else { e }),
+            Err(_) => ch.sleep_ms(100).await,
+        }
+    }
+    let booting = ch.state(|s| s.modem.rebooted && !s.modem.app_ready);
+    if booting {
+        let deadline = ch.now_ms() + u64::from(config.timeouts.app_ready_ms);
+        // a modem that never prints APP RDY (manual profile) is used anyway after the wait
+        let _ = ch.wait_for(deadline, |s| s.modem.app_ready.then_some(())).await;
+    }
+    Ok(())
+}
+
+/// The whole bring-up (Figure 1 up to an active context), for a modem that is powered on.
+pub async fn bring_up<Ch: Channel>(ch: &mut Ch, config: &Config) -> Result<ModemInfo> {
+    sync(ch, config).await?;
+    ch.state(|s| s.modem.rebooted = false);
+    // echo off (its own echo is tolerated by the ingress), numeric errors, no payload echo
+    command(ch, &Ate { echo: false }).await?;
+    command(ch, &Cmee { mode: 1 }).await?;
+    command(ch, &Qisde { echo: false }).await?;
+    ch.state(|s| s.modem.payload_echo = false);
+    command(ch, &Qurccfg { port: config.urc_port }).await?;
+    let revision = command(ch, &Qgmr).await?;
+    info!("BG96 firmware {}", revision.0.as_str());
+
+    wait_for_sim(ch, config).await?;
+    wait_for_registration(ch, config).await?;
+
+    let c = config;
+    command(
+        ch,
+        &Qicsgp {
+            context_id: c.context_id,
+            context_type: c.context_type,
+            apn: &c.apn,
+            username: &c.username,
+            password: &c.password,
+            authentication: c.authentication,
+        },
+    )
+    .await?;
+    let local_ip = activate_context(ch, c.context_id).await?;
+    let stale_sockets_closed = close_stale_sockets(ch).await?;
+
+    // the framing this crate reads: text data, header and data on separate lines
+    command(ch, &Qicfg(QicfgSetting::DataFormat { send_hex: false, recv_hex: false })).await?;
+    command(ch, &Qicfg(QicfgSetting::ViewMode(0))).await?;
+    // firmware before 01.008 has no recvind and says ERROR: probe without AT+QIGETERROR
+    let probe = Qicfg(QicfgSetting::RecvInd(true));
+    let recvind = config.recvind && ch.exec(&probe, Kind::Plain, probe.timeout_ms()).await.is_ok();
+    ch.state(|s| s.modem.recvind = recvind);
+    Ok(ModemInfo { revision, local_ip, recvind, stale_sockets_closed })
+}
+
+async fn wait_for_sim<Ch: Channel>(ch: &mut Ch, config: &Config) -> Result<()> {
+    let deadline = ch.now_ms() + u64::from(config.timeouts.sim_ms);
+    loop {
+        match command(ch, &CpinRead).await {
+            Ok(SimState::Ready) => return Ok(()),
+            Ok(_) | Err(Error::Cme(_) | Error::Failed) if ch.now_ms() < deadline => {
+                ch.sleep_ms(config.timeouts.poll_interval_ms).await
+            }
+            Ok(_) | Err(Error::Cme(_) | Error::Failed) => return Err(Error::SimNotReady),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn wait_for_registration<Ch: Channel>(ch: &mut Ch, config: &Config) -> Result<()> {
+    let start = ch.now_ms();
+    let cs_deadline = start + u64::from(config.timeouts.registration_ms);
+    let mut ps_deadline = None;
+    loop {
+        let cs = command(ch, &RegistrationRead(Domain::Cs)).await.map(|r| r.is_registered()).unwrap_or(false);
+        let ps = command(ch, &RegistrationRead(Domain::Eps)).await.map(|r| r.is_registered()).unwrap_or(false)
+            || command(ch, &RegistrationRead(Domain::Gprs)).await.map(|r| r.is_registered()).unwrap_or(false);
+        let now = ch.now_ms();
+        if ps {
+            return Ok(());
+        }
+        if cs && ps_deadline.is_none() {
+            ps_deadline = Some(now + u64::from(config.timeouts.ps_registration_ms));
+        }
+        match ps_deadline {
+            // Figure 1: go on after 60 s whether PS registration happened or not
+            Some(d) if now >= d => return Ok(()),
+            None if now >= cs_deadline => return Err(Error::NotRegistered),
+            _ => ch.sleep_ms(config.timeouts.poll_interval_ms).await,
+        }
+    }
+}
+
+/// Activates `context_id` unless it is active already (`AT+QIACT` on an active context is an
+/// error, field note 12) and returns its local address.
+pub async fn activate_context<Ch: Channel>(ch: &mut Ch, context_id: u8) -> Result<Option<IpAddr>> {
+    let find = |list: &crate::commands::ContextStates| list.iter().find(|c| c.context_id == context_id && c.active).map(|c| c.ip);
+    let states = command(ch, &QiactRead).await?;
+    if let Some(ip) = find(&states) {
+        ch.state(|s| s.modem.set_context_active(context_id, true));
+        return Ok(ip);
+    }
+    command(ch, &Qiact { context_id }).await?;
+    ch.state(|s| s.modem.set_context_active(context_id, true));
+    let states = command(ch, &QiactRead).await?;
+    Ok(find(&states).flatten())
+}
+
+/// Deactivates a context (`AT+QIDEACT`, up to 40 s).
+pub async fn deactivate_context<Ch: Channel>(ch: &mut Ch, context_id: u8) -> Result<()> {
+    command(ch, &Qideact { context_id }).await?;
+    ch.state(|s| {
+        s.modem.set_context_active(context_id, false);
+        // QIDEACT closes every connection of the context at the modem
+        for (_, slot) in s.sockets.iter_mut() {
+            if slot.state == SlotState::PendingClose && slot.context_id == context_id {
+                slot.release(SlotState::Free, None);
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Makes sure the context is usable: after a `pdpdeact` it is checked with `AT+QIACT?` and
+/// activated again.
+pub async fn ensure_context<Ch: Channel>(ch: &mut Ch, context_id: u8) -> Result<()> {
+    if ch.state(|s| s.modem.context_active(context_id)) {
+        return Ok(());
+    }
+    let deactivated = ch.state(|s| s.modem.deactivated_contexts & (1 << context_id) != 0);
+    if deactivated {
+        // manual 2.2.5: the host must execute AT+QIDEACT after a pdpdeact
+        let _ = deactivate_context(ch, context_id).await;
+        ch.state(|s| s.modem.deactivated_contexts &= !(1 << context_id));
+    }
+    activate_context(ch, context_id).await.map(|_| ())
+}
+
+/// Closes every socket the modem has open (left over from an earlier run of the host, field
+/// note 12). Returns how many were closed.
+pub async fn close_stale_sockets<Ch: Channel>(ch: &mut Ch) -> Result<u8> {
+    let open = command(ch, &Qistate::All).await?;
+    let mut closed = 0;
+    for s in open.iter() {
+        let known = ch.state(|st| st.sockets.get(s.connect_id).is_some_and(|slot| slot.state != SlotState::Free));
+        if known {
+            continue;
+        }
+        if command(ch, &Qiclose { connect_id: s.connect_id, timeout_s: None }).await.is_ok() {
+            closed += 1;
+        }
+    }
+    ch.state(|st| {
+        for (_, slot) in st.sockets.iter_mut() {
+            if slot.state == SlotState::PendingClose {
+                slot.release(SlotState::Free, None);
+            }
+        }
+    });
+    Ok(closed)
+}
+
+/// Sends `AT+QICLOSE` for every slot nobody owns any more (failed opens, dropped async
+/// connections, sockets of a deactivated context).
+pub async fn close_pending<Ch: Channel>(ch: &mut Ch) -> Result<()> {
+    while let Some(id) = ch.state(|s| s.sockets.pending_close()) {
+        close_slot(ch, id).await?;
+    }
+    Ok(())
+}
+
+/// `AT+QICLOSE` on a connectID; the slot is free afterwards.
+pub async fn close_slot<Ch: Channel>(ch: &mut Ch, connect_id: u8) -> Result<()> {
+    let result = command(ch, &Qiclose { connect_id, timeout_s: None }).await;
+    ch.state(|s| {
+        if let Some(slot) = s.sockets.get_mut(connect_id) {
+            slot.release(SlotState::Free, None);
+        }
+    });
+    match result {
+        // a socket the modem already forgot is closed as far as anybody cares
+        Ok(_) | Err(Error::Modem(ErrorCode::SocketClosed)) | Err(Error::Failed) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Parameters of a socket to open.
+#[derive(Debug, Clone, Copy)]
+pub struct OpenParams<'a> {
+    /// Context.
+    pub context_id: u8,
+    /// Service type.
+    pub service_type: ServiceType,
+    /// Remote host (clients).
+    pub remote: Host<'a>,
+    /// Remote port (clients).
+    pub remote_port: u16,
+    /// Local port (0 = any, for clients).
+    pub local_port: u16,
+    /// Access mode.
+    pub access_mode: AccessMode,
+}
+
+/// Sends `AT+QIOPEN` on a free connectID; the outcome arrives later as `+QIOPEN` (see
+/// [`open_result`]). Retries on another connectID if the modem says the one chosen is taken.
+pub async fn start_open<Ch: Channel>(ch: &mut Ch, p: &OpenParams<'_>) -> Result<SlotRef> {
+    ensure_context(ch, p.context_id).await?;
+    close_pending(ch).await?;
+    let mut avoid = 0u16;
+    loop {
+        let id = ch.state(|s| s.sockets.find_free(avoid)).ok_or(Error::NoFreeSocket)?;
+        let cmd = Qiopen {
+            context_id: p.context_id,
+            connect_id: id,
+            service_type: p.service_type,
+            remote: p.remote,
+            remote_port: p.remote_port,
+            local_port: p.local_port,
+            access_mode: p.access_mode,
+        };
+        // check the arguments before the slot is taken
+        cmd.write_to(&mut crate::wire::Discard)?;
+        ch.state(|s| {
+            if let Some(slot) = s.sockets.get_mut(id) {
+                slot.occupy(SlotState::Opening, p.service_type, p.access_mode, p.context_id);
+                slot.local_port = p.local_port;
+                if let Host::Ip(ip) = p.remote {
+                    slot.remote = Some(core::net::SocketAddr::new(ip, p.remote_port));
+                }
+            }
+        });
+        let r = ch.state(|s| s.sockets.slot_ref(id)).ok_or(Error::InvalidState)?;
+        let kind = if p.access_mode == AccessMode::Transparent { Kind::Connect { connect_id: Some(id) } } else { Kind::Plain };
+        match command_with(ch, &cmd, kind, cmd.timeout_ms()).await {
+            Ok(_) => {
+                if p.access_mode == AccessMode::Transparent {
+                    ch.state(|s| {
+                        if let Some(slot) = s.sockets.get_mut(id) {
+                            slot.state = SlotState::Open;
+                            slot.open_result = Some(0);
+                        }
+                    });
+                }
+                return Ok(r);
+            }
+            Err(Error::Modem(ErrorCode::SocketIdentityUsed)) => {
+                // the modem has something there we did not know about (field note 13)
+                ch.state(|s| {
+                    if let Some(slot) = s.sockets.get_mut(id) {
+                        slot.release(SlotState::PendingClose, None);
+                    }
+                });
+                avoid |= 1 << id;
+            }
+            Err(e) => {
+                ch.state(|s| {
+                    if let Some(slot) = s.sockets.get_mut(id) {
+                        slot.release(SlotState::Free, None);
+                    }
+                });
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// The deferred result of an open: `None` while it is pending, `Some(Ok)` when open,
+/// `Some(Err)` when the modem refused it (the slot is then queued for `AT+QICLOSE`).
+pub fn open_result(s: &mut crate::core::State, r: SlotRef) -> Option<Result<()>> {
+    let slot = match s.sockets.current_mut(r) {
+        Ok(slot) => slot,
+        Err(e) => return Some(Err(e)),
+    };
+    match slot.open_result {
+        None => None,
+        Some(0) => Some(Ok(())),
+        Some(code) => {
+            slot.release(SlotState::PendingClose, None);
+            Some(Err(Error::Modem(ErrorCode::from_code(code))))
+        }
+    }
+}
+
+/// Waits for the deferred result of an open (150 s, Figure 1); on a timeout the socket is
+/// closed with `AT+QICLOSE`.
+pub async fn finish_open<Ch: Channel>(ch: &mut Ch, r: SlotRef) -> Result<()> {
+    let deadline = ch.now_ms() + u64::from(<Qiopen<'_> as atat::AtatCmd>::MAX_TIMEOUT_MS);
+    match ch.wait_for(deadline, |s| open_result(s, r)).await {
+        Ok(result) => result,
+        Err(Error::Timeout) => {
+            let _ = close_slot(ch, r.connect_id).await;
+            Err(Error::Timeout)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Starts `AT+QIDNSGIP` (one query at a time).
+pub async fn start_dns<Ch: Channel>(ch: &mut Ch, context_id: u8, hostname: &str) -> Result<()> {
+    if ch.state(|s| s.dns.pending) {
+        return Err(Error::Busy);
+    }
+    ensure_context(ch, context_id).await?;
+    ch.state(|s| {
+        s.dns.pending = true;
+        s.dns.result = None;
+        s.dns.addresses.clear();
+        s.dns.expected = 0;
+    });
+    let r = command(ch, &Qidnsgip { context_id, hostname }).await;
+    if r.is_err() {
+        ch.state(|s| s.dns.pending = false);
+    }
+    r.map(|_| ())
+}
+
+/// Picks the address for `addr_type` from a finished DNS query and ends the query. `None`
+/// while the query is still running.
+pub fn dns_result(s: &mut crate::core::State, addr_type: &embedded_nal::AddrType) -> Option<Result<IpAddr>> {
+    let result = s.dns.result.take()?;
+    s.dns.pending = false;
+    Some(match result {
+        Err(code) => Err(Error::Modem(ErrorCode::from_code(code))),
+        Ok(()) => {
+            let v4 = s.dns.addresses.iter().copied().find(IpAddr::is_ipv4);
+            let v6 = s.dns.addresses.iter().copied().find(IpAddr::is_ipv6);
+            match addr_type {
+                embedded_nal::AddrType::IPv4 => v4,
+                embedded_nal::AddrType::IPv6 => v6,
+                embedded_nal::AddrType::Either => v4.or(v6),
+            }
+            .ok_or(Error::NotFound)
+        }
+    })
+}
+
+/// Resolves a name with `AT+QIDNSGIP` and waits for the result (60 s).
+pub async fn resolve<Ch: Channel>(ch: &mut Ch, context_id: u8, hostname: &str, addr_type: embedded_nal::AddrType) -> Result<IpAddr> {
+    if let Some(ip) = crate::wire::parse_ip(hostname.as_bytes()) {
+        return Ok(ip);
+    }
+    start_dns(ch, context_id, hostname).await?;
+    let deadline = ch.now_ms() + u64::from(<Qidnsgip<'_> as atat::AtatCmd>::MAX_TIMEOUT_MS);
+    match ch.wait_for(deadline, |s| dns_result(s, &addr_type)).await {
+        Ok(r) => r,
+        Err(e) => {
+            ch.state(|s| s.dns.pending = false);
+            Err(e)
+        }
+    }
+}

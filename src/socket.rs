@@ -1,0 +1,222 @@
+//! The socket table: the host's view of the modem's 12 connectIDs.
+//!
+//! Each slot says what the modem has on that connectID and what the host knows about it:
+//! whether data is waiting (from `recv` URCs, `recvind` lengths and short reads), whether the
+//! peer closed, whether the socket was lost to a reboot or a context deactivation. A slot's
+//! `generation` changes whenever the slot is given up, so a handle that outlived its socket is
+//! recognised instead of touching somebody else's connection.
+
+use core::net::SocketAddr;
+
+use crate::commands::{AccessMode, ServiceType};
+use crate::error::Error;
+
+/// Number of connectIDs of the BG96 (0–11), shared by clients, listeners, incoming connections
+/// and UDP services.
+pub const CONNECT_IDS: usize = 12;
+
+/// What a connectID is used for, as far as the host knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum SlotState {
+    /// Free at the modem.
+    Free,
+    /// `AT+QIOPEN` answered `OK`; waiting for `+QIOPEN: <id>,<err>`.
+    Opening,
+    /// Open: a connected client, a listener, a UDP service or an accepted connection.
+    Open,
+    /// A connection the modem accepted on a listener and the host has not taken yet.
+    Incoming,
+    /// Nobody owns it but the modem still holds it: `AT+QICLOSE` must be sent before reuse.
+    PendingClose,
+}
+
+/// One connectID.
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Slot {
+    /// What the connectID is used for.
+    pub state: SlotState,
+    /// Changes each time the slot is given up.
+    pub generation: u16,
+    /// Service type.
+    pub service: ServiceType,
+    /// Data access mode.
+    pub mode: AccessMode,
+    /// Context the socket belongs to.
+    pub context_id: u8,
+    /// Remote address (clients and incoming connections).
+    pub remote: Option<SocketAddr>,
+    /// Local port (listeners and UDP services).
+    pub local_port: u16,
+    /// For incoming connections: the listener's connectID.
+    pub server_id: u8,
+    /// The deferred result of `AT+QIOPEN` (0 = success).
+    pub open_result: Option<u16>,
+    /// Received data may be waiting in the modem.
+    pub rx_ready: bool,
+    /// Bytes known to be waiting in the modem (from `recvind` or `AT+QIRD=<id>,0`).
+    pub rx_known: u32,
+    /// The peer (or the network) closed the connection.
+    pub peer_closed: bool,
+    /// Direct-push bytes dropped because the host buffer was full.
+    pub push_lost: u32,
+    /// Why the previous generation of this slot ended, if it did not end by a host close.
+    pub lost: Option<(u16, Error)>,
+}
+
+impl Slot {
+    const fn new() -> Self {
+        Self {
+            state: SlotState::Free,
+            generation: 0,
+            service: ServiceType::Tcp,
+            mode: AccessMode::Buffer,
+            context_id: 1,
+            remote: None,
+            local_port: 0,
+            server_id: 0,
+            open_result: None,
+            rx_ready: false,
+            rx_known: 0,
+            peer_closed: false,
+            push_lost: 0,
+            lost: None,
+        }
+    }
+
+    /// Gives the slot up: it becomes `state`, and handles of the old generation are stale.
+    /// `reason` is what those handles will be told.
+    pub fn release(&mut self, state: SlotState, reason: Option<Error>) {
+        let generation = self.generation.wrapping_add(1);
+        let lost = reason.map(|r| (self.generation, r)).or(self.lost);
+        *self = Self { state, generation, lost, ..Self::new() };
+    }
+
+    /// Takes a free slot for a new service.
+    pub fn occupy(&mut self, state: SlotState, service: ServiceType, mode: AccessMode, context_id: u8) {
+        let (generation, lost) = (self.generation, self.lost);
+        *self = Self { state, generation, lost, service, mode, context_id, ..Self::new() };
+    }
+}
+
+/// A reference from a handle to a slot: connectID plus the generation it was taken in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct SlotRef {
+    /// The connectID.
+    pub connect_id: u8,
+    /// The slot's generation when the handle took it.
+    pub generation: u16,
+}
+
+/// The 12 slots.
+#[derive(Debug)]
+pub struct SocketTable {
+    slots: [Slot; CONNECT_IDS],
+}
+
+impl Default for SocketTable {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SocketTable {
+    /// All slots free.
+    pub const fn new() -> Self {
+        Self { slots: [Slot::new(); CONNECT_IDS] }
+    }
+
+    /// The slot of a connectID (`None` outside 0–11).
+    pub fn get(&self, connect_id: u8) -> Option<&Slot> {
+        self.slots.get(usize::from(connect_id))
+    }
+
+    /// The slot of a connectID, mutable.
+    pub fn get_mut(&mut self, connect_id: u8) -> Option<&mut Slot> {
+        self.slots.get_mut(usize::from(connect_id))
+    }
+
+    /// The slot a handle refers to, if the handle is still current; otherwise why it is not.
+    pub fn current(&self, r: SlotRef) -> Result<&Slot, Error> {
+        let slot = self.get(r.connect_id).ok_or(Error::InvalidState)?;
+        if slot.generation == r.generation && slot.state != SlotState::Free {
+            Ok(slot)
+        } else {
+            Err(Self::stale_reason(slot, r))
+        }
+    }
+
+    /// Mutable variant of [`SocketTable::current`].
+    pub fn current_mut(&mut self, r: SlotRef) -> Result<&mut Slot, Error> {
+        let slot = self.slots.get_mut(usize::from(r.connect_id)).ok_or(Error::InvalidState)?;
+        if slot.generation == r.generation && slot.state != SlotState::Free {
+            Ok(slot)
+        } else {
+            Err(Self::stale_reason(slot, r))
+        }
+    }
+
+    fn stale_reason(slot: &Slot, r: SlotRef) -> Error {
+        match slot.lost {
+            Some((generation, reason)) if generation == r.generation => reason,
+            _ => Error::Closed,
+        }
+    }
+
+    /// A reference to the slot of `connect_id` in its current generation.
+    pub fn slot_ref(&self, connect_id: u8) -> Option<SlotRef> {
+        self.get(connect_id).map(|s| SlotRef { connect_id, generation: s.generation })
+    }
+
+    /// A free connectID, lowest first (the modem hands incoming connections the highest free
+    /// ones, so starting low makes collisions rare). `avoid` skips ids the modem rejected.
+    pub fn find_free(&self, avoid: u16) -> Option<u8> {
+        (0..CONNECT_IDS as u8)
+            .find(|&id| avoid & (1 << id) == 0 && self.get(id).is_some_and(|s| s.state == SlotState::Free))
+    }
+
+    /// Iterates over `(connect_id, slot)`.
+    pub fn iter(&self) -> impl Iterator<Item = (u8, &Slot)> {
+        self.slots.iter().enumerate().map(|(i, s)| (i as u8, s))
+    }
+
+    /// Iterates mutably over `(connect_id, slot)`.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (u8, &mut Slot)> {
+        self.slots.iter_mut().enumerate().map(|(i, s)| (i as u8, s))
+    }
+
+    /// How many slots are not free.
+    pub fn in_use(&self) -> usize {
+        self.slots.iter().filter(|s| s.state != SlotState::Free).count()
+    }
+
+    /// A slot that needs `AT+QICLOSE` before it can be reused.
+    pub fn pending_close(&self) -> Option<u8> {
+        self.iter().find(|(_, s)| s.state == SlotState::PendingClose).map(|(id, _)| id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_handles_are_recognised_with_their_reason() {
+        let mut t = SocketTable::new();
+        let id = t.find_free(0).unwrap();
+        assert_eq!(id, 0);
+        t.get_mut(id).unwrap().occupy(SlotState::Open, ServiceType::Tcp, AccessMode::Buffer, 1);
+        let r = t.slot_ref(id).unwrap();
+        assert!(t.current(r).is_ok());
+        t.get_mut(id).unwrap().release(SlotState::Free, Some(Error::Rebooted));
+        assert_eq!(t.current(r).err(), Some(Error::Rebooted));
+        // reused by someone else: the old handle still cannot touch it
+        t.get_mut(id).unwrap().occupy(SlotState::Open, ServiceType::Udp, AccessMode::Buffer, 1);
+        assert_eq!(t.current(r).err(), Some(Error::Rebooted));
+        t.get_mut(id).unwrap().release(SlotState::Free, None);
+        assert_eq!(t.current(r).err(), Some(Error::Rebooted));
+        assert_eq!(t.find_free(1), Some(1));
+    }
+}

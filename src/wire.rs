@@ -1,0 +1,373 @@
+//! Byte-level helpers for AT command lines: a bounded, fallible writer for commands and small
+//! parsers for the comma-separated fields of response lines.
+//!
+//! Nothing here allocates or panics: writing more than a sink holds is [`Error::Overflow`], a
+//! string the modem cannot take in quotes is [`Error::InvalidArgument`], and parsers return
+//! `None` on anything that does not have the manual's form.
+
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use crate::error::{Error, Result};
+
+/// Where command bytes go: a buffer (for [`atat::AtatCmd::write`] and tests) or the serial port.
+pub trait Sink {
+    /// Append bytes.
+    fn put(&mut self, bytes: &[u8]) -> Result<()>;
+}
+
+/// A [`Sink`] over a caller's slice.
+pub struct SliceSink<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl<'a> SliceSink<'a> {
+    /// A sink that fills `buf` from its start.
+    pub fn new(buf: &'a mut [u8]) -> Self {
+        Self { buf, len: 0 }
+    }
+
+    /// The bytes written so far.
+    pub fn written(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or(&[])
+    }
+
+    /// How many bytes were written.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing was written.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Sink for SliceSink<'_> {
+    fn put(&mut self, bytes: &[u8]) -> Result<()> {
+        let end = self.len.checked_add(bytes.len()).ok_or(Error::Overflow)?;
+        let dst = self.buf.get_mut(self.len..end).ok_or(Error::Overflow)?;
+        dst.copy_from_slice(bytes);
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// A [`Sink`] that takes everything and keeps nothing: writing a command to it checks its
+/// arguments.
+pub struct Discard;
+
+impl Sink for Discard {
+    fn put(&mut self, _: &[u8]) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl<const N: usize> Sink for heapless::Vec<u8, N> {
+    fn put(&mut self, bytes: &[u8]) -> Result<()> {
+        self.extend_from_slice(bytes).map_err(|_| Error::Overflow)
+    }
+}
+
+/// Writes an unsigned decimal number.
+pub fn put_u32(sink: &mut dyn Sink, mut value: u32) -> Result<()> {
+    let mut digits = [0u8; 10];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        if let Some(d) = digits.get_mut(start) {
+            *d = b'0' + (value % 10) as u8;
+        }
+        value /= 10;
+        if value == 0 || start == 0 {
+            break;
+        }
+    }
+    sink.put(digits.get(start..).unwrap_or(&[]))
+}
+
+/// Writes a comma and then an unsigned decimal number.
+pub fn put_arg_u32(sink: &mut dyn Sink, value: u32) -> Result<()> {
+    sink.put(b",")?;
+    put_u32(sink, value)
+}
+
+/// Whether the modem can carry `s` inside double quotes: printable ASCII without `"`.
+pub fn quotable(s: &str) -> bool {
+    s.bytes().all(|b| (0x20..=0x7e).contains(&b) && b != b'"')
+}
+
+/// Writes `"s"`, refusing strings longer than `max` or with characters that cannot be quoted.
+pub fn put_quoted(sink: &mut dyn Sink, s: &str, max: usize) -> Result<()> {
+    if s.len() > max || !quotable(s) {
+        return Err(Error::InvalidArgument);
+    }
+    sink.put(b"\"")?;
+    sink.put(s.as_bytes())?;
+    sink.put(b"\"")
+}
+
+/// Writes an IP address in quotes, IPv6 without `::` compression (the BG96 rejects it).
+pub fn put_ip(sink: &mut dyn Sink, ip: IpAddr) -> Result<()> {
+    sink.put(b"\"")?;
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().iter().enumerate() {
+                if i > 0 {
+                    sink.put(b".")?;
+                }
+                put_u32(sink, u32::from(*octet))?;
+            }
+        }
+        IpAddr::V6(v6) => {
+            for (i, seg) in v6.segments().iter().enumerate() {
+                if i > 0 {
+                    sink.put(b":")?;
+                }
+                put_hex16(sink, *seg)?;
+            }
+        }
+    }
+    sink.put(b"\"")
+}
+
+fn put_hex16(sink: &mut dyn Sink, v: u16) -> Result<()> {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = [0u8; 4];
+    let mut n = 0;
+    let mut started = false;
+    for shift in [12u16, 8, 4, 0] {
+        let nibble = usize::from((v >> shift) & 0xf);
+        if nibble != 0 || started || shift == 0 {
+            started = true;
+            if let (Some(slot), Some(h)) = (out.get_mut(n), HEX.get(nibble)) {
+                *slot = *h;
+            }
+            n += 1;
+        }
+    }
+    sink.put(out.get(..n).unwrap_or(&[]))
+}
+
+/// Writes bytes as upper-case hex digits (for `AT+QISENDEX`).
+pub fn put_hex(sink: &mut dyn Sink, data: &[u8]) -> Result<()> {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for chunk in data.chunks(32) {
+        let mut out = [0u8; 64];
+        for (i, b) in chunk.iter().enumerate() {
+            if let (Some(hi), Some(lo)) = (HEX.get(usize::from(b >> 4)), HEX.get(usize::from(b & 15))) {
+                if let Some(pair) = out.get_mut(2 * i..2 * i + 2) {
+                    pair.copy_from_slice(&[*hi, *lo]);
+                }
+            }
+        }
+        sink.put(out.get(..2 * chunk.len()).unwrap_or(&[]))?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsing
+
+/// The text after `prefix` (e.g. `+QIACT:`) with leading spaces removed, if `line` starts with it.
+pub fn after_prefix<'a>(line: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
+    let rest = line.strip_prefix(prefix)?;
+    Some(trim_start(rest))
+}
+
+/// `bytes` without leading spaces.
+pub fn trim_start(mut bytes: &[u8]) -> &[u8] {
+    while let [b' ', rest @ ..] = bytes {
+        bytes = rest;
+    }
+    bytes
+}
+
+/// `bytes` without surrounding spaces.
+pub fn trim(bytes: &[u8]) -> &[u8] {
+    let mut b = trim_start(bytes);
+    while let [rest @ .., b' '] = b {
+        b = rest;
+    }
+    b
+}
+
+/// Iterator over the comma-separated fields of a response line; commas inside double quotes do
+/// not split. Fields keep their quotes; see [`unquote`].
+#[derive(Clone)]
+pub struct Fields<'a> {
+    rest: Option<&'a [u8]>,
+}
+
+/// The fields of `params` (the part of a line after its `+XXX: ` prefix).
+pub fn fields(params: &[u8]) -> Fields<'_> {
+    Fields { rest: Some(params) }
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let s = self.rest?;
+        let mut quoted = false;
+        for (i, &b) in s.iter().enumerate() {
+            match b {
+                b'"' => quoted = !quoted,
+                b',' if !quoted => {
+                    self.rest = s.get(i + 1..);
+                    return Some(trim(s.get(..i).unwrap_or(&[])));
+                }
+                _ => {}
+            }
+        }
+        self.rest = None;
+        Some(trim(s))
+    }
+}
+
+impl<'a> Fields<'a> {
+    /// The next field as a number.
+    pub fn u32(&mut self) -> Option<u32> {
+        parse_u32(self.next()?)
+    }
+
+    /// The next field as a number that fits `u16`.
+    pub fn u16(&mut self) -> Option<u16> {
+        u16::try_from(self.u32()?).ok()
+    }
+
+    /// The next field as a number that fits `u8`.
+    pub fn u8(&mut self) -> Option<u8> {
+        u8::try_from(self.u32()?).ok()
+    }
+
+    /// The next field without its quotes.
+    pub fn quoted(&mut self) -> Option<&'a [u8]> {
+        unquote(self.next()?)
+    }
+
+    /// The next field as a quoted (or bare) IP address.
+    pub fn ip(&mut self) -> Option<IpAddr> {
+        let f = self.next()?;
+        parse_ip(unquote(f).unwrap_or(f))
+    }
+}
+
+/// The content of a `"quoted"` field (also accepts a bare field).
+pub fn unquote(field: &[u8]) -> Option<&[u8]> {
+    match field {
+        [b'"', inner @ .., b'"'] => Some(inner),
+        [b'"', ..] => None,
+        bare => Some(bare),
+    }
+}
+
+/// A decimal number without sign.
+pub fn parse_u32(digits: &[u8]) -> Option<u32> {
+    if digits.is_empty() || digits.len() > 10 {
+        return None;
+    }
+    let mut v: u32 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(u32::from(d - b'0'))?;
+    }
+    Some(v)
+}
+
+/// A decimal number that may carry a leading `-` or `+`.
+pub fn parse_i32(digits: &[u8]) -> Option<i32> {
+    match digits {
+        [b'-', rest @ ..] => i32::try_from(parse_u32(rest)?).ok().map(|v| -v),
+        [b'+', rest @ ..] => i32::try_from(parse_u32(rest)?).ok(),
+        _ => i32::try_from(parse_u32(digits)?).ok(),
+    }
+}
+
+/// An IPv4 or IPv6 address in text form.
+pub fn parse_ip(text: &[u8]) -> Option<IpAddr> {
+    let s = core::str::from_utf8(text).ok()?;
+    if s.contains(':') {
+        s.parse::<Ipv6Addr>().ok().map(IpAddr::V6)
+    } else {
+        s.parse::<Ipv4Addr>().ok().map(IpAddr::V4)
+    }
+}
+
+/// `ip` and `port` fields as a socket address.
+pub fn socket_addr(ip: IpAddr, port: u16) -> SocketAddr {
+    SocketAddr::new(ip, port)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn written(f: impl FnOnce(&mut dyn Sink) -> Result<()>) -> heapless::Vec<u8, 128> {
+        let mut v = heapless::Vec::<u8, 128>::new();
+        f(&mut v).unwrap();
+        v
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(&written(|s| put_u32(s, 0))[..], b"0");
+        assert_eq!(&written(|s| put_u32(s, 150_000))[..], b"150000");
+        assert_eq!(&written(|s| put_u32(s, u32::MAX))[..], b"4294967295");
+        assert_eq!(parse_u32(b"4294967295"), Some(u32::MAX));
+        assert_eq!(parse_u32(b"4294967296"), None);
+        assert_eq!(parse_u32(b""), None);
+        assert_eq!(parse_u32(b"1a"), None);
+        assert_eq!(parse_i32(b"-48"), Some(-48));
+        assert_eq!(parse_i32(b"+32"), Some(32));
+    }
+
+    #[test]
+    fn ip_addresses_are_written_as_the_bg96_wants_them() {
+        let v4: IpAddr = "220.180.239.212".parse().unwrap();
+        assert_eq!(&written(|s| put_ip(s, v4))[..], b"\"220.180.239.212\"");
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        assert_eq!(&written(|s| put_ip(s, v6))[..], b"\"2001:DB8:0:0:0:0:0:1\"");
+        assert_eq!(parse_ip(b"2001:DB8:0:0:0:0:0:1"), Some(v6));
+    }
+
+    #[test]
+    fn quoted_strings_are_checked() {
+        assert_eq!(&written(|s| put_quoted(s, "UNINET", 100))[..], b"\"UNINET\"");
+        let mut v = heapless::Vec::<u8, 128>::new();
+        assert_eq!(put_quoted(&mut v, "a\"b", 100), Err(Error::InvalidArgument));
+        assert_eq!(put_quoted(&mut v, "a\r\nAT", 100), Err(Error::InvalidArgument));
+        assert_eq!(put_quoted(&mut v, "abcdef", 5), Err(Error::InvalidArgument));
+        assert!(v.is_empty());
+    }
+
+    #[test]
+    fn slice_sink_overflow_is_an_error() {
+        let mut buf = [0u8; 4];
+        let mut s = SliceSink::new(&mut buf);
+        assert!(s.put(b"AT").is_ok());
+        assert_eq!(s.put(b"+QI"), Err(Error::Overflow));
+        assert_eq!(s.written(), b"AT");
+    }
+
+    #[test]
+    fn hex() {
+        assert_eq!(&written(|s| put_hex(s, b"12345"))[..], b"3132333435");
+        assert_eq!(&written(|s| put_hex(s, &[0, 0xff]))[..], b"00FF");
+    }
+
+    #[test]
+    fn fields_respect_quotes() {
+        let line = br#"0,"TCP","220.180.239.201",8705,65514,2,1,0,0,"usbmodem""#;
+        let mut f = fields(line);
+        assert_eq!(f.u8(), Some(0));
+        assert_eq!(f.quoted(), Some(&b"TCP"[..]));
+        assert_eq!(f.ip(), Some("220.180.239.201".parse().unwrap()));
+        assert_eq!(f.u16(), Some(8705));
+        assert_eq!(fields(br#""a,b",c"#).collect::<heapless::Vec<_, 4>>()[..], [&b"\"a,b\""[..], &b"c"[..]]);
+        assert_eq!(after_prefix(b"+QIRD: 5", b"+QIRD:"), Some(&b"5"[..]));
+        assert_eq!(unquote(b"\"abc"), None);
+    }
+}

@@ -1,0 +1,184 @@
+//! Test support: a scripted modem on a mock serial port and a deterministic clock.
+#![allow(dead_code)]
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+/// A step of a transcript.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// The stack must write exactly these bytes next.
+    Expect(Vec<u8>),
+    /// The modem answers with these bytes.
+    Reply(Vec<u8>),
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    steps: VecDeque<Step>,
+    rx: VecDeque<u8>,
+    pending: Vec<u8>,
+    written: Vec<u8>,
+}
+
+/// The modem's side of a transcript test: the stack's writes are checked byte for byte against
+/// the script, and the script's replies become readable after the write they follow.
+#[derive(Clone, Default)]
+pub struct Script(Rc<RefCell<Shared>>);
+
+impl Script {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// The stack writes `cmd`, the modem answers `reply`.
+    pub fn exchange(&self, cmd: &str, reply: &str) -> &Self {
+        self.expect(cmd.as_bytes()).reply(reply.as_bytes())
+    }
+    pub fn expect(&self, bytes: &[u8]) -> &Self {
+        self.0.borrow_mut().steps.push_back(Step::Expect(bytes.to_vec()));
+        self
+    }
+    pub fn reply(&self, bytes: &[u8]) -> &Self {
+        let mut s = self.0.borrow_mut();
+        if s.steps.is_empty() {
+            s.rx.extend(bytes.iter().copied());
+        } else {
+            s.steps.push_back(Step::Reply(bytes.to_vec()));
+        }
+        self
+    }
+    /// Bytes the modem sends now (a URC).
+    pub fn inject(&self, bytes: &str) {
+        self.0.borrow_mut().rx.extend(bytes.bytes());
+    }
+    pub fn inject_bytes(&self, bytes: &[u8]) {
+        self.0.borrow_mut().rx.extend(bytes.iter().copied());
+    }
+    /// Everything the stack wrote so far.
+    pub fn written(&self) -> Vec<u8> {
+        self.0.borrow().written.clone()
+    }
+    /// Asserts the script ran to its end and nothing unexpected was written.
+    pub fn assert_done(&self) {
+        let s = self.0.borrow();
+        assert!(s.pending.is_empty(), "unexpected bytes written: {:?}", String::from_utf8_lossy(&s.pending));
+        assert!(s.steps.is_empty(), "script not finished, next: {:?}", s.steps.front().map(show));
+    }
+    pub fn serial(&self) -> MockSerial {
+        MockSerial(self.clone())
+    }
+}
+
+fn show(step: &Step) -> String {
+    match step {
+        Step::Expect(b) => format!("expect {:?}", String::from_utf8_lossy(b)),
+        Step::Reply(b) => format!("reply {:?}", String::from_utf8_lossy(b)),
+    }
+}
+
+/// The stack's serial port in a transcript test.
+pub struct MockSerial(Script);
+
+#[derive(Debug)]
+pub struct MockError;
+impl core::fmt::Display for MockError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("mock serial error")
+    }
+}
+impl core::error::Error for MockError {}
+impl embedded_io::Error for MockError {
+    fn kind(&self) -> embedded_io::ErrorKind {
+        embedded_io::ErrorKind::Other
+    }
+}
+
+impl embedded_io::ErrorType for MockSerial {
+    type Error = MockError;
+}
+
+impl embedded_io::Read for MockSerial {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, MockError> {
+        let mut s = self.0.0.borrow_mut();
+        let n = buf.len().min(s.rx.len());
+        for b in buf.iter_mut().take(n) {
+            *b = s.rx.pop_front().unwrap();
+        }
+        Ok(n)
+    }
+}
+
+impl embedded_io::ReadReady for MockSerial {
+    fn read_ready(&mut self) -> Result<bool, MockError> {
+        Ok(!self.0.0.borrow().rx.is_empty())
+    }
+}
+
+impl embedded_io::Write for MockSerial {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, MockError> {
+        let mut s = self.0.0.borrow_mut();
+        s.written.extend_from_slice(buf);
+        s.pending.extend_from_slice(buf);
+        loop {
+            let Some(Step::Expect(e)) = s.steps.front().cloned() else { break };
+            let n = e.len().min(s.pending.len());
+            assert_eq!(
+                String::from_utf8_lossy(&s.pending[..n]),
+                String::from_utf8_lossy(&e[..n]),
+                "the stack wrote something the transcript does not expect"
+            );
+            if s.pending.len() < e.len() {
+                break;
+            }
+            s.pending.drain(..e.len());
+            s.steps.pop_front();
+            while let Some(Step::Reply(r)) = s.steps.front().cloned() {
+                s.rx.extend(r);
+                s.steps.pop_front();
+            }
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> Result<(), MockError> {
+        Ok(())
+    }
+}
+
+/// A clock that advances 1 ms each time it is read: timeouts run out after a fixed number of
+/// polls, whatever the machine is doing.
+#[derive(Default)]
+pub struct TickClock(Cell<u64>);
+
+impl quectel_bg96::clock::Clock for TickClock {
+    fn now_ms(&self) -> u64 {
+        let t = self.0.get() + 1;
+        self.0.set(t);
+        t
+    }
+}
+
+/// The field-profile bring-up of a modem whose firmware has no `recvind`.
+pub fn bring_up_script(s: &Script) {
+    s.exchange("AT\r", "AT\r\r\nOK\r\n")
+        .exchange("ATE0\r", "ATE0\r\r\nOK\r\n")
+        .exchange("AT+CMEE=1\r", "\r\nOK\r\n")
+        .exchange("AT+QISDE=0\r", "\r\nOK\r\n")
+        .exchange("AT+QURCCFG=\"urcport\",\"uart1\"\r", "\r\nOK\r\n")
+        .exchange("AT+QGMR\r", "\r\nBG96MAR02A07M1G\r\n\r\nOK\r\n")
+        .exchange("AT+CPIN?\r", "\r\n+CPIN: READY\r\n\r\nOK\r\n")
+        .exchange("AT+CREG?\r", "\r\n+CREG: 0,1\r\n\r\nOK\r\n")
+        .exchange("AT+CEREG?\r", "\r\n+CEREG: 0,1\r\n\r\nOK\r\n")
+        .exchange("AT+QICSGP=1,1,\"internet\",\"\",\"\",0\r", "\r\nOK\r\n")
+        .exchange("AT+QIACT?\r", "\r\nOK\r\n")
+        .exchange("AT+QIACT=1\r", "\r\nOK\r\n")
+        .exchange("AT+QIACT?\r", "\r\n+QIACT: 1,1,1,\"10.0.0.2\"\r\n\r\nOK\r\n")
+        .exchange("AT+QISTATE?\r", "\r\nOK\r\n")
+        .exchange("AT+QICFG=\"dataformat\",0,0\r", "\r\nOK\r\n")
+        .exchange("AT+QICFG=\"viewmode\",0\r", "\r\nOK\r\n")
+        .exchange("AT+QICFG=\"recvind\",1\r", "\r\nERROR\r\n");
+}
+
+pub fn config() -> quectel_bg96::config::Config {
+    quectel_bg96::config::Config::new("internet").unwrap()
+}

@@ -1,0 +1,260 @@
+//! Transcript-exact tests of the blocking stack: every byte the stack writes is checked against
+//! the script, so these pin the exact commands of bring-up, TCP, UDP and DNS.
+
+mod common;
+
+use common::{Script, TickClock, bring_up_script, config};
+use embedded_nal::{Dns, TcpClientStack, TcpError, TcpErrorKind};
+
+use quectel_bg96::blocking::Bg96;
+use quectel_bg96::{Error, ErrorCode};
+
+fn up(s: &Script) -> Bg96<common::MockSerial, TickClock> {
+    bring_up_script(s);
+    let modem = Bg96::new(s.serial(), TickClock::default(), config());
+    let info = modem.bring_up().unwrap();
+    assert_eq!(info.revision.0.as_str(), "BG96MAR02A07M1G");
+    assert_eq!(info.local_ip, Some("10.0.0.2".parse().unwrap()));
+    assert!(!info.recvind);
+    s.assert_done();
+    modem
+}
+
+#[test]
+fn bring_up_follows_figure_1() {
+    let s = Script::new();
+    let _ = up(&s);
+}
+
+#[test]
+fn bring_up_waits_for_app_rdy_and_closes_stale_sockets() {
+    let s = Script::new();
+    // the modem is booting: the first AT is lost, RDY arrives; the next AT is answered and
+    // APP RDY follows
+    s.expect(b"AT\r").reply(b"\r\nRDY\r\n");
+    s.expect(b"AT\r").reply(b"\r\nOK\r\n\r\nAPP RDY\r\n");
+    // the rest of the field bring-up, with one stale socket in QISTATE
+    s.exchange("ATE0\r", "ATE0\r\r\nOK\r\n")
+        .exchange("AT+CMEE=1\r", "\r\nOK\r\n")
+        .exchange("AT+QISDE=0\r", "\r\nOK\r\n")
+        .exchange("AT+QURCCFG=\"urcport\",\"uart1\"\r", "\r\nOK\r\n")
+        .exchange("AT+QGMR\r", "\r\nBG96MAR02A08M1G\r\n\r\nOK\r\n")
+        .exchange("AT+CPIN?\r", "\r\n+CPIN: READY\r\n\r\nOK\r\n")
+        .exchange("AT+CREG?\r", "\r\n+CREG: 0,5\r\n\r\nOK\r\n")
+        .exchange("AT+CEREG?\r", "\r\n+CEREG: 0,5\r\n\r\nOK\r\n")
+        .exchange("AT+QICSGP=1,1,\"internet\",\"\",\"\",0\r", "\r\nOK\r\n")
+        .exchange("AT+QIACT?\r", "\r\n+QIACT: 1,1,1,\"10.0.0.7\"\r\n\r\nOK\r\n")
+        .exchange(
+            "AT+QISTATE?\r",
+            "\r\n+QISTATE: 3,\"TCP\",\"10.1.1.1\",80,4000,2,1,0,0,\"uart1\"\r\n\r\nOK\r\n",
+        )
+        .exchange("AT+QICLOSE=3\r", "\r\nOK\r\n")
+        .exchange("AT+QICFG=\"dataformat\",0,0\r", "\r\nOK\r\n")
+        .exchange("AT+QICFG=\"viewmode\",0\r", "\r\nOK\r\n")
+        .exchange("AT+QICFG=\"recvind\",1\r", "\r\nOK\r\n");
+    let modem = Bg96::new(s.serial(), TickClock::default(), config());
+    let info = modem.bring_up().unwrap();
+    s.assert_done();
+    assert_eq!(info.local_ip, Some("10.0.0.7".parse().unwrap()), "an active context is not activated again");
+    assert_eq!(info.stale_sockets_closed, 1);
+    assert!(info.recvind);
+}
+
+#[test]
+fn tcp_connect_send_receive_close() {
+    let s = Script::new();
+    let modem = up(&s);
+    let mut stack = &modem;
+    let mut sock = stack.socket().unwrap();
+    s.exchange("AT+QIOPEN=1,0,\"TCP\",\"127.0.0.1\",8009,0,0\r", "\r\nOK\r\n");
+    let remote = "127.0.0.1:8009".parse().unwrap();
+    assert_eq!(stack.connect(&mut sock, remote), Err(nb::Error::WouldBlock));
+    assert_eq!(stack.connect(&mut sock, remote), Err(nb::Error::WouldBlock), "repeated connect is fine");
+    s.inject("\r\n+QIOPEN: 0,0\r\n");
+    assert_eq!(stack.connect(&mut sock, remote), Ok(()));
+
+    s.exchange("AT+QISEND=0,5\r", "\r\n> ").exchange("hello", "\r\nSEND OK\r\n");
+    assert_eq!(stack.send(&mut sock, b"hello"), Ok(5));
+
+    // nothing announced: WouldBlock, and nothing is sent to the modem
+    let before = s.written().len();
+    let mut buf = [0u8; 1500];
+    assert_eq!(stack.receive(&mut sock, &mut buf), Err(nb::Error::WouldBlock));
+    assert_eq!(s.written().len(), before);
+
+    s.inject("\r\n+QIURC: \"recv\",0\r\n");
+    s.exchange("AT+QIRD=0,1500\r", "\r\n+QIRD: 9\r\nOK\r\n> RDY\r\n\r\nOK\r\n");
+    assert_eq!(stack.receive(&mut sock, &mut buf), Ok(9));
+    assert_eq!(&buf[..9], b"OK\r\n> RDY");
+    // the short read drained the modem's buffer: WouldBlock without a command
+    assert_eq!(stack.receive(&mut sock, &mut buf), Err(nb::Error::WouldBlock));
+
+    s.exchange("AT+QICLOSE=0\r", "\r\nOK\r\n");
+    stack.close(sock).unwrap();
+    s.assert_done();
+    assert_eq!(modem.sockets_in_use(), 0);
+}
+
+#[test]
+fn send_is_chunked_to_1460_and_send_fail_is_would_block() {
+    let s = Script::new();
+    let modem = up(&s);
+    let mut stack = &modem;
+    let mut sock = stack.socket().unwrap();
+    s.exchange("AT+QIOPEN=1,0,\"TCP\",\"127.0.0.1\",80,0,0\r", "\r\nOK\r\n\r\n+QIOPEN: 0,0\r\n");
+    stack.connect(&mut sock, "127.0.0.1:80".parse().unwrap()).unwrap();
+    let data: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
+    s.exchange("AT+QISEND=0,1460\r", "\r\n> ").expect(&data[..1460]).reply(b"\r\nSEND OK\r\n");
+    s.exchange("AT+QISEND=0,1460\r", "\r\n> ").expect(&data[1460..2920]).reply(b"\r\nSEND OK\r\n");
+    s.exchange("AT+QISEND=0,80\r", "\r\n> ").expect(&data[2920..]).reply(b"\r\nSEND FAIL\r\n");
+    assert_eq!(stack.send(&mut sock, &data), Ok(2920), "partial count when the buffer fills");
+    s.exchange("AT+QISEND=0,80\r", "\r\n> ").expect(&data[2920..]).reply(b"\r\nSEND FAIL\r\n");
+    assert_eq!(stack.send(&mut sock, &data[2920..]), Err(nb::Error::WouldBlock));
+    s.assert_done();
+}
+
+#[test]
+fn peer_close_drains_then_pipe_closed() {
+    let s = Script::new();
+    let modem = up(&s);
+    let mut stack = &modem;
+    let mut sock = stack.socket().unwrap();
+    s.exchange("AT+QIOPEN=1,0,\"TCP\",\"127.0.0.1\",80,0,0\r", "\r\nOK\r\n\r\n+QIOPEN: 0,0\r\n");
+    stack.connect(&mut sock, "127.0.0.1:80".parse().unwrap()).unwrap();
+    s.inject("\r\n+QIURC: \"recv\",0\r\n\r\n+QIURC: \"closed\",0\r\n");
+    let mut buf = [0u8; 4];
+    s.exchange("AT+QIRD=0,4\r", "\r\n+QIRD: 4\r\nabcd\r\n\r\nOK\r\n");
+    assert_eq!(stack.receive(&mut sock, &mut buf), Ok(4));
+    s.exchange("AT+QIRD=0,4\r", "\r\n+QIRD: 2\r\nef\r\n\r\nOK\r\n");
+    assert_eq!(stack.receive(&mut sock, &mut buf), Ok(2));
+    let err = stack.receive(&mut sock, &mut buf).unwrap_err();
+    match err {
+        nb::Error::Other(e) => assert_eq!(e.kind(), TcpErrorKind::PipeClosed),
+        nb::Error::WouldBlock => panic!("must report the close"),
+    }
+    assert!(matches!(stack.send(&mut sock, b"x"), Err(nb::Error::Other(Error::Closed))));
+    s.exchange("AT+QICLOSE=0\r", "\r\nOK\r\n");
+    stack.close(sock).unwrap();
+    s.assert_done();
+}
+
+#[test]
+fn urc_between_qird_lines_is_not_lost() {
+    let s = Script::new();
+    let modem = up(&s);
+    let mut stack = &modem;
+    let mut sock = stack.socket().unwrap();
+    s.exchange("AT+QIOPEN=1,0,\"TCP\",\"127.0.0.1\",80,0,0\r", "\r\nOK\r\n\r\n+QIOPEN: 0,0\r\n");
+    stack.connect(&mut sock, "127.0.0.1:80".parse().unwrap()).unwrap();
+    s.inject("\r\n+QIURC: \"recv\",0\r\n");
+    let mut buf = [0u8; 100];
+    // new data arrives while the read drains the buffer: its URC sits inside the answer
+    s.exchange("AT+QIRD=0,100\r", "\r\n+QIRD: 3\r\nabc\r\n\r\n+QIURC: \"recv\",0\r\n\r\nOK\r\n");
+    assert_eq!(stack.receive(&mut sock, &mut buf), Ok(3));
+    s.exchange("AT+QIRD=0,100\r", "\r\n+QIRD: 2\r\nde\r\n\r\nOK\r\n");
+    assert_eq!(stack.receive(&mut sock, &mut buf), Ok(2), "the second URC must not be forgotten");
+    s.assert_done();
+}
+
+#[test]
+fn open_failure_is_reported_with_the_manual_code_and_the_id_is_freed() {
+    let s = Script::new();
+    let modem = up(&s);
+    let mut stack = &modem;
+    let mut sock = stack.socket().unwrap();
+    s.exchange("AT+QIOPEN=1,0,\"TCP\",\"127.0.0.1\",81,0,0\r", "\r\nOK\r\n\r\n+QIOPEN: 0,566\r\n");
+    assert_eq!(
+        stack.connect(&mut sock, "127.0.0.1:81".parse().unwrap()),
+        Err(nb::Error::Other(Error::Modem(ErrorCode::SocketConnectFailed)))
+    );
+    // the failed id is closed before it is used again (field practice)
+    s.exchange("AT+QICLOSE=0\r", "\r\nOK\r\n");
+    s.exchange("AT+QIOPEN=1,0,\"TCP\",\"127.0.0.1\",81,0,0\r", "\r\nERROR\r\n");
+    s.exchange("AT+QIGETERROR\r", "\r\n+QIGETERROR: 552,invalid parameters\r\n\r\nOK\r\n");
+    assert_eq!(
+        stack.connect(&mut sock, "127.0.0.1:81".parse().unwrap()),
+        Err(nb::Error::Other(Error::Modem(ErrorCode::InvalidParameters)))
+    );
+    s.assert_done();
+    assert_eq!(modem.sockets_in_use(), 0);
+}
+
+#[test]
+fn thirteenth_socket_is_a_clear_error() {
+    let s = Script::new();
+    let modem = up(&s);
+    let mut stack = &modem;
+    let socks: Vec<_> = (0..12).map(|_| TcpClientStack::socket(&mut stack).unwrap()).collect();
+    assert_eq!(TcpClientStack::socket(&mut stack).unwrap_err(), Error::NoFreeSocket);
+    for sock in socks {
+        stack.close(sock).unwrap();
+    }
+    assert!(TcpClientStack::socket(&mut stack).is_ok());
+}
+
+#[test]
+fn udp_connect_send_receive() {
+    let s = Script::new();
+    let modem = up(&s);
+    let mut stack = &modem;
+    let mut sock = embedded_nal::UdpClientStack::socket(&mut stack).unwrap();
+    s.exchange("AT+QIOPEN=1,0,\"UDP\",\"127.0.0.1\",5353,0,0\r", "\r\nOK\r\n");
+    s.reply(b"\r\n+QIOPEN: 0,0\r\n");
+    embedded_nal::UdpClientStack::connect(&mut stack, &mut sock, "127.0.0.1:5353".parse().unwrap()).unwrap();
+    s.exchange("AT+QISEND=0,3\r", "\r\n> ").exchange("abc", "\r\nSEND OK\r\n");
+    embedded_nal::UdpClientStack::send(&mut stack, &mut sock, b"abc").unwrap();
+    assert!(matches!(
+        embedded_nal::UdpClientStack::send(&mut stack, &mut sock, &[0u8; 1461]),
+        Err(nb::Error::Other(Error::InvalidArgument))
+    ));
+    s.inject("\r\n+QIURC: \"recv\",0\r\n");
+    let mut buf = [0u8; 1500];
+    s.exchange("AT+QIRD=0,1500\r", "\r\n+QIRD: 3\r\nxyz\r\n\r\nOK\r\n");
+    let (n, from) = embedded_nal::UdpClientStack::receive(&mut stack, &mut sock, &mut buf).unwrap();
+    assert_eq!((&buf[..n], from), (&b"xyz"[..], "127.0.0.1:5353".parse().unwrap()));
+    // a datagram socket may hold more datagrams: read until the modem says 0
+    s.exchange("AT+QIRD=0,1500\r", "\r\n+QIRD: 0\r\n\r\nOK\r\n");
+    assert_eq!(embedded_nal::UdpClientStack::receive(&mut stack, &mut sock, &mut buf), Err(nb::Error::WouldBlock));
+    assert_eq!(embedded_nal::UdpClientStack::receive(&mut stack, &mut sock, &mut buf), Err(nb::Error::WouldBlock));
+    s.exchange("AT+QICLOSE=0\r", "\r\nOK\r\n");
+    embedded_nal::UdpClientStack::close(&mut stack, sock).unwrap();
+    s.assert_done();
+}
+
+#[test]
+fn dns_is_non_blocking_and_honours_addr_type() {
+    let s = Script::new();
+    let modem = up(&s);
+    let mut stack = &modem;
+    s.exchange("AT+QIDNSGIP=1,\"broker.local\"\r", "\r\nOK\r\n");
+    assert_eq!(stack.get_host_by_name("broker.local", embedded_nal::AddrType::Either), Err(nb::Error::WouldBlock));
+    s.inject("\r\n+QIURC: \"dnsgip\",0,2,600\r\n\r\n+QIURC: \"dnsgip\",\"2001:DB8:0:0:0:0:0:1\"\r\n");
+    s.inject("\r\n+QIURC: \"dnsgip\",\"192.0.2.7\"\r\n");
+    assert_eq!(stack.get_host_by_name("broker.local", embedded_nal::AddrType::Either), Ok("192.0.2.7".parse().unwrap()));
+    s.exchange("AT+QIDNSGIP=1,\"v6.local\"\r", "\r\nOK\r\n\r\n+QIURC: \"dnsgip\",0,1,600\r\n\r\n+QIURC: \"dnsgip\",\"192.0.2.8\"\r\n");
+    assert_eq!(stack.get_host_by_name("v6.local", embedded_nal::AddrType::IPv6), Err(nb::Error::Other(Error::NotFound)));
+    s.exchange("AT+QIDNSGIP=1,\"nx.local\"\r", "\r\nOK\r\n\r\n+QIURC: \"dnsgip\",565\r\n");
+    assert_eq!(
+        stack.get_host_by_name("nx.local", embedded_nal::AddrType::IPv4),
+        Err(nb::Error::Other(Error::Modem(ErrorCode::DnsParseFailed)))
+    );
+    assert_eq!(stack.get_host_by_name("10.1.2.3", embedded_nal::AddrType::IPv4), Ok("10.1.2.3".parse().unwrap()));
+    let mut out = [0u8; 64];
+    assert_eq!(stack.get_host_by_address("10.1.2.3".parse().unwrap(), &mut out), Err(nb::Error::Other(Error::NotSupported)));
+    s.assert_done();
+}
+
+#[test]
+fn bad_arguments_never_reach_the_modem() {
+    let s = Script::new();
+    let modem = up(&s);
+    let mut stack = &modem;
+    let mut sock = stack.socket().unwrap();
+    assert!(matches!(stack.connect(&mut sock, "127.0.0.1:0".parse().unwrap()), Err(nb::Error::Other(Error::InvalidArgument))));
+    assert!(matches!(
+        stack.get_host_by_name("bad\"name", embedded_nal::AddrType::IPv4),
+        Err(nb::Error::Other(Error::InvalidArgument))
+    ));
+    s.assert_done();
+    assert_eq!(modem.sockets_in_use(), 0);
+}
