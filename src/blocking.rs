@@ -30,7 +30,7 @@ use crate::config::Config;
 use crate::core::{Core, DataSink, Kind, State, Stats};
 use crate::error::{Error, Result};
 use crate::modem::{self, ModemInfo, OpenParams};
-use crate::socket::{CONNECT_IDS, SlotRef};
+use crate::socket::{CONNECT_IDS, SlotRef, SlotState};
 use crate::wire::{Discard, Sink};
 
 /// Bytes read from the serial port per poll.
@@ -344,7 +344,10 @@ enum Sock {
     Bound(u16),
     Connecting { slot: SlotRef, deadline: u64 },
     Connected(SlotRef),
-    Closed,
+    /// A `"TCP LISTENER"`.
+    Listening(SlotRef),
+    /// A `"UDP SERVICE"`.
+    Service(SlotRef),
 }
 
 /// A TCP socket handle of the blocking stack.
@@ -407,12 +410,12 @@ impl<S: Read + ReadReady + Write, C: Clock> Inner<S, C> {
         let slot = self.core.st.sockets.current_mut(r)?;
         // A read shorter than asked for emptied the modem's buffer, which re-arms the `recv`
         // URC. A datagram socket may hold more datagrams: read until the modem says 0.
-        let drained = info.len == 0 || (!datagram && want.is_some_and(|w| info.len < w));
+        let drained = (info.len == 0 && info.remote.is_none()) || (!datagram && want.is_some_and(|w| info.len < w));
         if drained && !urc_arrived {
             slot.rx_ready = false;
         }
         slot.rx_known = slot.rx_known.saturating_sub(info.len as u32);
-        if info.len == 0 {
+        if info.len == 0 && info.remote.is_none() {
             return Err(if slot.peer_closed { nb::Error::Other(Error::Closed) } else { nb::Error::WouldBlock });
         }
         if info.len > info.copied {
@@ -452,14 +455,56 @@ impl<S: Read + ReadReady + Write, C: Clock> Inner<S, C> {
     fn close(&mut self, st: Sock) -> Result<()> {
         self.drop_handle();
         let r = match st {
-            Sock::Connecting { slot, .. } | Sock::Connected(slot) => slot,
-            _ => return Ok(()),
+            Sock::Connecting { slot, .. } | Sock::Connected(slot) | Sock::Listening(slot) | Sock::Service(slot) => slot,
+            Sock::New | Sock::Bound(_) => return Ok(()),
         };
         if self.core.st.sockets.current(r).is_err() {
-            // gone already (peer close was handled, reboot, context deactivated)
+            // gone already (reboot, context deactivated)
             return Ok(());
         }
-        block_on(modem::close_slot(self, r.connect_id))
+        if let Sock::Listening(_) = st {
+            // connections the modem accepted but nobody took: nobody will, close them too;
+            // accepted ones stay open
+            for (_, slot) in self.core.st.sockets.iter_mut() {
+                if slot.state == SlotState::Incoming && slot.server_id == r.connect_id {
+                    slot.release(SlotState::PendingClose, None);
+                }
+            }
+        }
+        block_on(modem::close_slot(self, r.connect_id))?;
+        block_on(modem::close_pending(self))
+    }
+
+    /// Opens a server service (`"TCP LISTENER"` or `"UDP SERVICE"`) and waits for `+QIOPEN`.
+    fn open_server(&mut self, service_type: ServiceType, local_port: u16) -> Result<SlotRef> {
+        if local_port == 0 {
+            return Err(Error::InvalidArgument);
+        }
+        let unspecified = SocketAddr::new(IpAddr::V4(core::net::Ipv4Addr::LOCALHOST), 0);
+        let slot = self.open(service_type, unspecified, local_port)?;
+        block_on(modem::finish_open(self, slot))?;
+        Ok(slot)
+    }
+
+    fn accept(&mut self, listener: SlotRef) -> nb::Result<(SlotRef, SocketAddr), Error> {
+        self.poll()?;
+        self.core.st.sockets.current(listener)?;
+        let found = self
+            .core
+            .st
+            .sockets
+            .iter()
+            .find(|(_, s)| s.state == SlotState::Incoming && s.server_id == listener.connect_id)
+            .map(|(id, s)| (id, s.remote));
+        let Some((id, Some(remote))) = found else {
+            return Err(nb::Error::WouldBlock);
+        };
+        self.new_handle()?;
+        let slot = self.core.st.sockets.get_mut(id).ok_or(Error::InvalidState)?;
+        slot.state = SlotState::Open;
+        // the modem may already have announced data or a close for it
+        let r = self.core.st.sockets.slot_ref(id).ok_or(Error::InvalidState)?;
+        Ok((r, remote))
     }
 
     fn connect_poll(&mut self, st: &mut Sock) -> nb::Result<(), Error> {
@@ -503,13 +548,13 @@ impl<S: Read + ReadReady + Write, C: Clock> embedded_nal::TcpClientStack for &Bg
             Sock::New | Sock::Bound(_) => {
                 let local = if let Sock::Bound(p) = socket.st { p } else { 0 };
                 let slot = i.open(ServiceType::Tcp, remote, local)?;
-                let deadline = i.clock.now_ms() + 150_000;
+                let deadline = i.clock.now_ms() + u64::from(<crate::commands::Qiopen<'_> as atat::AtatCmd>::MAX_TIMEOUT_MS);
                 socket.st = Sock::Connecting { slot, deadline };
                 i.connect_poll(&mut socket.st)
             }
             Sock::Connecting { .. } => i.connect_poll(&mut socket.st),
             Sock::Connected(_) => Ok(()),
-            Sock::Closed => Err(nb::Error::Other(Error::InvalidState)),
+            Sock::Listening(_) | Sock::Service(_) => Err(nb::Error::Other(Error::InvalidState)),
         })
     }
 
@@ -572,10 +617,12 @@ impl<S: Read + ReadReady + Write, C: Clock> embedded_nal::UdpClientStack for &Bg
         self.with(|i| i.socket_send(r, buffer, None)).map(|_| ())
     }
 
-    /// Reads one datagram. For `"UDP"` sockets the modem marks no datagram boundaries beyond
-    /// one datagram per read: use a buffer of 1500 bytes to get whole datagrams.
+    /// Reads one datagram and its sender. A bound socket (`"UDP SERVICE"`) gets each datagram
+    /// whole; one larger than `buffer` is reported as [`Error::Truncated`] (the part that fits
+    /// is in `buffer`; the modem hands a datagram out only once). A `"UDP"` socket reads at
+    /// most `buffer.len()` bytes of the next datagram: use 1500 bytes to get whole datagrams.
     fn receive(&mut self, socket: &mut UdpSocket, buffer: &mut [u8]) -> nb::Result<(usize, SocketAddr), Error> {
-        let Sock::Connected(r) = socket.st else {
+        let (Sock::Connected(r) | Sock::Service(r)) = socket.st else {
             return Err(nb::Error::Other(Error::InvalidState));
         };
         let (n, from) = self.with(|i| i.socket_receive(r, buffer))?;
@@ -661,3 +708,68 @@ impl<S: Read + ReadReady + Write, C: Clock> embedded_nal::Dns for &Bg96<S, C> {
     }
 }
 
+impl<S: Read + ReadReady + Write, C: Clock> embedded_nal::TcpFullStack for &Bg96<S, C> {
+    /// Records the local port for [`listen`](embedded_nal::TcpFullStack::listen) (1–65535).
+    fn bind(&mut self, socket: &mut TcpSocket, local_port: u16) -> Result<()> {
+        if local_port == 0 {
+            return Err(Error::InvalidArgument);
+        }
+        match socket.st {
+            Sock::New | Sock::Bound(_) => {
+                socket.st = Sock::Bound(local_port);
+                Ok(())
+            }
+            _ => Err(Error::InvalidState),
+        }
+    }
+
+    /// Opens a `"TCP LISTENER"` on the bound port (buffer access mode, so that accepted
+    /// connections are in buffer access mode whichever way the manual's contradiction is read)
+    /// and waits for `+QIOPEN`.
+    fn listen(&mut self, socket: &mut TcpSocket) -> Result<()> {
+        let Sock::Bound(port) = socket.st else {
+            return Err(Error::InvalidState);
+        };
+        let slot = self.with(|i| i.open_server(ServiceType::TcpListener, port))?;
+        socket.st = Sock::Listening(slot);
+        Ok(())
+    }
+
+    /// Returns `WouldBlock` until the modem reports `+QIURC: "incoming"` for this listener,
+    /// then a connected socket (its own connectID) and the client's address. Clients the modem
+    /// turned away because no connectID was free (`"incoming full"`) are counted in
+    /// [`Stats::incoming_full`].
+    fn accept(&mut self, socket: &mut TcpSocket) -> nb::Result<(TcpSocket, SocketAddr), Error> {
+        let Sock::Listening(listener) = socket.st else {
+            return Err(nb::Error::Other(Error::InvalidState));
+        };
+        let (r, remote) = self.with(|i| i.accept(listener))?;
+        Ok((TcpSocket { st: Sock::Connected(r) }, remote))
+    }
+}
+
+impl<S: Read + ReadReady + Write, C: Clock> embedded_nal::UdpFullStack for &Bg96<S, C> {
+    /// Opens a `"UDP SERVICE"` on `local_port` (1–65535): the socket then receives datagrams
+    /// from any peer, each with its sender, and sends with
+    /// [`send_to`](embedded_nal::UdpFullStack::send_to).
+    fn bind(&mut self, socket: &mut UdpSocket, local_port: u16) -> Result<()> {
+        if !matches!(socket.st, Sock::New | Sock::Bound(_)) {
+            return Err(Error::InvalidState);
+        }
+        let slot = self.with(|i| i.open_server(ServiceType::UdpService, local_port))?;
+        socket.st = Sock::Service(slot);
+        Ok(())
+    }
+
+    /// One datagram of at most 1460 bytes to `remote` (`AT+QISEND=<id>,<len>,"<ip>",<port>`).
+    /// A zero-length datagram cannot be sent: the BG96's `AT+QISEND` needs 1–1460 bytes.
+    fn send_to(&mut self, socket: &mut UdpSocket, remote: SocketAddr, buffer: &[u8]) -> nb::Result<(), Error> {
+        let Sock::Service(r) = socket.st else {
+            return Err(nb::Error::Other(Error::InvalidState));
+        };
+        if buffer.is_empty() || buffer.len() > MAX_SEND || remote.port() == 0 {
+            return Err(nb::Error::Other(Error::InvalidArgument));
+        }
+        self.with(|i| i.socket_send(r, buffer, Some(remote))).map(|_| ())
+    }
+}

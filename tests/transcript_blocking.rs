@@ -258,3 +258,78 @@ fn bad_arguments_never_reach_the_modem() {
     s.assert_done();
     assert_eq!(modem.sockets_in_use(), 0);
 }
+
+#[test]
+fn tcp_listener_accept_and_close_keeps_accepted_connections() {
+    use embedded_nal::TcpFullStack;
+    let s = Script::new();
+    let modem = up(&s);
+    let mut stack = &modem;
+    let mut listener = stack.socket().unwrap();
+    assert_eq!(stack.bind(&mut listener, 0), Err(Error::InvalidArgument));
+    stack.bind(&mut listener, 2020).unwrap();
+    s.exchange("AT+QIOPEN=1,0,\"TCP LISTENER\",\"127.0.0.1\",0,2020,0\r", "\r\nOK\r\n\r\n+QIOPEN: 0,0\r\n");
+    stack.listen(&mut listener).unwrap();
+    assert!(matches!(stack.accept(&mut listener), Err(nb::Error::WouldBlock)));
+    s.inject("\r\n+QIURC: \"incoming\",11,0,\"172.31.242.222\",54091\r\n");
+    s.inject("\r\n+QIURC: \"incoming\",10,0,\"172.31.242.223\",54092\r\n\r\n+QIURC: \"recv\",11\r\n");
+    let (mut conn, from) = stack.accept(&mut listener).unwrap();
+    assert_eq!(from, "172.31.242.223:54092".parse().unwrap());
+    let (mut conn11, from11) = stack.accept(&mut listener).unwrap();
+    assert_eq!(from11, "172.31.242.222:54091".parse().unwrap());
+    let mut buf = [0u8; 64];
+    s.exchange("AT+QIRD=11,64\r", "\r\n+QIRD: 4\r\ntest\r\n\r\nOK\r\n");
+    assert_eq!(stack.receive(&mut conn11, &mut buf), Ok(4));
+    s.exchange("AT+QISEND=10,2\r", "\r\n> ").exchange("hi", "\r\nSEND OK\r\n");
+    assert_eq!(stack.send(&mut conn, b"hi"), Ok(2));
+    // one more client that nobody accepts, then the listener closes: only that one goes with it
+    s.inject("\r\n+QIURC: \"incoming\",9,0,\"172.31.242.224\",54093\r\n");
+    modem.poll().unwrap();
+    s.exchange("AT+QICLOSE=0\r", "\r\nOK\r\n").exchange("AT+QICLOSE=9\r", "\r\nOK\r\n");
+    stack.close(listener).unwrap();
+    s.exchange("AT+QISEND=10,2\r", "\r\n> ").exchange("ok", "\r\nSEND OK\r\n");
+    assert_eq!(stack.send(&mut conn, b"ok"), Ok(2), "accepted connections outlive their listener");
+    s.exchange("AT+QICLOSE=10\r", "\r\nOK\r\n").exchange("AT+QICLOSE=11\r", "\r\nOK\r\n");
+    stack.close(conn).unwrap();
+    stack.close(conn11).unwrap();
+    s.inject("\r\n+QIURC: \"incoming full\"\r\n");
+    modem.poll().unwrap();
+    assert_eq!(modem.stats().incoming_full, 1);
+    s.assert_done();
+    assert_eq!(modem.sockets_in_use(), 0);
+}
+
+#[test]
+fn udp_service_send_to_and_receive_with_senders() {
+    use embedded_nal::UdpFullStack;
+    let s = Script::new();
+    let modem = up(&s);
+    let mut stack = &modem;
+    let mut sock = embedded_nal::UdpClientStack::socket(&mut stack).unwrap();
+    s.exchange("AT+QIOPEN=1,0,\"UDP SERVICE\",\"127.0.0.1\",0,3030,0\r", "\r\nOK\r\n\r\n+QIOPEN: 0,0\r\n");
+    UdpFullStack::bind(&mut stack, &mut sock, 3030).unwrap();
+    let peer = "10.7.89.10:6969".parse().unwrap();
+    s.exchange("AT+QISEND=0,10,\"10.7.89.10\",6969\r", "\r\n> ").exchange("1234567890", "\r\nSEND OK\r\n");
+    stack.send_to(&mut sock, peer, b"1234567890").unwrap();
+    assert!(matches!(stack.send_to(&mut sock, peer, b""), Err(nb::Error::Other(Error::InvalidArgument))));
+    s.inject("\r\n+QIURC: \"recv\",0\r\n");
+    let mut buf = [0u8; 8];
+    s.exchange("AT+QIRD=0\r", "\r\n+QIRD: 4,\"10.7.76.34\",7687\r\nAAAA\r\n\r\nOK\r\n");
+    let (n, from) = embedded_nal::UdpClientStack::receive(&mut stack, &mut sock, &mut buf).unwrap();
+    assert_eq!((&buf[..n], from), (&b"AAAA"[..], "10.7.76.34:7687".parse().unwrap()));
+    // a zero-length datagram is a datagram
+    s.exchange("AT+QIRD=0\r", "\r\n+QIRD: 0,\"10.7.76.35\",7688\r\n\r\n\r\nOK\r\n");
+    let (n, from) = embedded_nal::UdpClientStack::receive(&mut stack, &mut sock, &mut buf).unwrap();
+    assert_eq!((n, from), (0, "10.7.76.35:7688".parse().unwrap()));
+    // too big for the buffer: reported, not silently cut
+    s.exchange("AT+QIRD=0\r", "\r\n+QIRD: 10,\"10.7.76.34\",7687\r\n0123456789\r\n\r\nOK\r\n");
+    assert_eq!(
+        embedded_nal::UdpClientStack::receive(&mut stack, &mut sock, &mut buf),
+        Err(nb::Error::Other(Error::Truncated { len: 10 }))
+    );
+    s.exchange("AT+QIRD=0\r", "\r\n+QIRD: 0\r\n\r\nOK\r\n");
+    assert_eq!(embedded_nal::UdpClientStack::receive(&mut stack, &mut sock, &mut buf), Err(nb::Error::WouldBlock));
+    s.exchange("AT+QICLOSE=0\r", "\r\nOK\r\n");
+    embedded_nal::UdpClientStack::close(&mut stack, sock).unwrap();
+    s.assert_done();
+}
