@@ -25,7 +25,7 @@ use embedded_io::{Read, ReadReady, Write};
 
 use crate::channel::{self, Channel, ReadInfo, block_on, interpret};
 use crate::clock::Clock;
-use crate::commands::{AccessMode, Command, Host, Qird, Qisend, ServiceType, MAX_READ, MAX_SEND};
+use crate::commands::{AccessMode, Command, Host, Qird, Qisend, ServiceType, MAX_SEND};
 use crate::config::Config;
 use crate::core::{Core, DataSink, Kind, State, Stats};
 use crate::error::{Error, Result};
@@ -182,9 +182,7 @@ impl<S: Read + ReadReady + Write, C: Clock> Inner<S, C> {
                 return Err(Error::Timeout);
             }
             let d = dest.as_mut().map(|(d, p)| (&mut **d, &mut **p));
-            if let Err(e) = self.pump(d) {
-                return Err(e);
-            }
+            self.pump(d)?;
         }
     }
 }
@@ -262,6 +260,10 @@ impl<S: Read + ReadReady + Write, C: Clock> Channel for Inner<S, C> {
 
     fn state<R>(&mut self, f: impl FnOnce(&mut State) -> R) -> R {
         f(&mut self.core.st)
+    }
+
+    async fn reclaim(&mut self) -> Result<()> {
+        modem::close_pending(self).await
     }
 }
 
@@ -387,41 +389,19 @@ impl<S: Read + ReadReady + Write, C: Clock> Inner<S, C> {
         block_on(modem::start_open(self, &params))
     }
 
-    /// Reads once from a connected socket into `buf`.
+    /// Reads once from a connected socket into `buf`; `WouldBlock` without a command when
+    /// nothing was announced.
     fn socket_receive(&mut self, r: SlotRef, buf: &mut [u8]) -> nb::Result<(usize, Option<SocketAddr>), Error> {
         self.poll()?;
         let slot = *self.core.st.sockets.current(r)?;
         if !slot.rx_ready {
             return Err(if slot.peer_closed { nb::Error::Other(Error::Closed) } else { nb::Error::WouldBlock });
         }
-        let datagram = slot.service.is_udp();
-        let want = if slot.service == ServiceType::UdpService { None } else { Some(buf.len().min(MAX_READ)) };
-        if want == Some(0) {
-            return Ok((0, slot.remote));
+        match block_on(modem::read_socket(self, r, buf))? {
+            modem::ReadOutcome::Data { len, remote } => Ok((len, remote)),
+            modem::ReadOutcome::Empty => Err(nb::Error::WouldBlock),
+            modem::ReadOutcome::Closed => Err(nb::Error::Other(Error::Closed)),
         }
-        let urcs_before = self.core.st.stats.urcs;
-        let cmd = Qird { connect_id: r.connect_id, len: want.map(|w| w as u16) };
-        let info = match block_on(Channel::read(self, &cmd, buf)) {
-            Ok(info) => info,
-            Err(Error::Failed) => return Err(nb::Error::Other(block_on(channel::last_error(self)))),
-            Err(e) => return Err(nb::Error::Other(e)),
-        };
-        let urc_arrived = self.core.st.stats.urcs != urcs_before;
-        let slot = self.core.st.sockets.current_mut(r)?;
-        // A read shorter than asked for emptied the modem's buffer, which re-arms the `recv`
-        // URC. A datagram socket may hold more datagrams: read until the modem says 0.
-        let drained = (info.len == 0 && info.remote.is_none()) || (!datagram && want.is_some_and(|w| info.len < w));
-        if drained && !urc_arrived {
-            slot.rx_ready = false;
-        }
-        slot.rx_known = slot.rx_known.saturating_sub(info.len as u32);
-        if info.len == 0 && info.remote.is_none() {
-            return Err(if slot.peer_closed { nb::Error::Other(Error::Closed) } else { nb::Error::WouldBlock });
-        }
-        if info.len > info.copied {
-            return Err(nb::Error::Other(Error::Truncated { len: info.len }));
-        }
-        Ok((info.len, info.remote.or(slot.remote)))
     }
 
     /// Sends all of `data` (in pieces of at most 1460 bytes) unless the modem's buffer fills.

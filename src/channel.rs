@@ -51,6 +51,12 @@ pub trait Channel {
 
     /// Access to the engine's state.
     fn state<R>(&mut self, f: impl FnOnce(&mut State) -> R) -> R;
+
+    /// Makes sure every socket nobody owns any more (state `PendingClose`) is closed with
+    /// `AT+QICLOSE`. There is one closer: the blocking front closes them itself, the async
+    /// front asks its runner and waits, so a connectID is never closed twice (the second
+    /// close could hit a new connection on the same id).
+    async fn reclaim(&mut self) -> Result<()>;
 }
 
 /// The error for a final result code.

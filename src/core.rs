@@ -72,6 +72,7 @@ pub struct Pending {
     kind: Kind,
     result: Option<Final>,
     aborted: Option<Error>,
+    abandoned: bool,
     prompted: bool,
     resp: heapless::Vec<u8, RESP_CAP>,
     overflow: bool,
@@ -89,6 +90,7 @@ impl Pending {
             kind: Kind::Plain,
             result: None,
             aborted: None,
+            abandoned: false,
             prompted: false,
             resp: heapless::Vec::new(),
             overflow: false,
@@ -331,6 +333,7 @@ impl Core {
         cmd.kind = kind;
         cmd.result = None;
         cmd.aborted = None;
+        cmd.abandoned = false;
         cmd.prompted = false;
         cmd.resp.clear();
         cmd.overflow = false;
@@ -370,8 +373,28 @@ impl Core {
     /// Ends the running command (after its result was taken, or on a timeout).
     pub fn end(&mut self) {
         self.st.cmd.active = false;
+        self.st.cmd.abandoned = false;
         self.ingress.expect_prompt(false);
         self.ingress.expect_read(false);
+    }
+
+    /// The caller of the running command went away (an async future was dropped) before the
+    /// final result. The command stays in flight until its final result arrives, so that the
+    /// answer is not taken for the next command's; then it ends by itself.
+    pub fn abandon(&mut self) {
+        if !self.st.cmd.active {
+            return;
+        }
+        if self.st.cmd.result.is_some() || self.st.cmd.aborted.is_some() {
+            self.end();
+        } else {
+            self.st.cmd.abandoned = true;
+        }
+    }
+
+    /// Whether an abandoned command is still waiting for its final result.
+    pub fn abandoned(&self) -> bool {
+        self.st.cmd.active && self.st.cmd.abandoned
     }
 
     // ----------------------------------------------------------------------------------------
@@ -400,6 +423,10 @@ impl Core {
                 After::Reset => self.ingress.reset(),
             }
             input = input.get(n..).unwrap_or(&[]);
+        }
+        if self.st.cmd.abandoned && (self.st.cmd.result.is_some() || self.st.cmd.aborted.is_some()) {
+            self.end();
+            self.st.changes.command = true;
         }
         self.st.changes
     }
@@ -598,6 +625,7 @@ impl State {
                         s.state = SlotState::PendingClose;
                     }
                     s.rx_ready = true;
+                    s.rx_events = s.rx_events.wrapping_add(1);
                     if let Some(len) = len {
                         s.rx_known = s.rx_known.max(len as u32);
                     }
@@ -615,6 +643,7 @@ impl State {
                     }
                     s.peer_closed = true;
                     s.rx_ready = true;
+                    s.rx_events = s.rx_events.wrapping_add(1);
                     self.changes.sockets |= 1 << connect_id;
                 }
             }

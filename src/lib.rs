@@ -5,6 +5,7 @@
 #[macro_use]
 mod fmt;
 
+pub mod asynch;
 pub mod blocking;
 pub mod channel;
 pub mod clock;

@@ -5,8 +5,9 @@
 
 use core::net::IpAddr;
 
-use crate::channel::{Channel, command, command_with};
+use crate::channel::{Channel, command, command_with, last_error};
 use crate::commands::{
+    MAX_READ, Qird,
     AccessMode, Ate, At, Cmee, Command, Domain, Host, Qgmr, Qiact, QiactRead, Qicfg, QicfgSetting, Qiclose, Qicsgp,
     Qideact, Qidnsgip, Qiopen, Qisde, Qistate, Qurccfg, RegistrationRead, Revision, ServiceType, SimState, CpinRead,
 };
@@ -200,7 +201,8 @@ pub async fn close_stale_sockets<Ch: Channel>(ch: &mut Ch) -> Result<u8> {
 }
 
 /// Sends `AT+QICLOSE` for every slot nobody owns any more (failed opens, dropped async
-/// connections, sockets of a deactivated context).
+/// connections, sockets of a deactivated context). Only the front's one closer calls this
+/// (see [`Channel::reclaim`]).
 pub async fn close_pending<Ch: Channel>(ch: &mut Ch) -> Result<()> {
     while let Some(id) = ch.state(|s| s.sockets.pending_close()) {
         close_slot(ch, id).await?;
@@ -208,19 +210,24 @@ pub async fn close_pending<Ch: Channel>(ch: &mut Ch) -> Result<()> {
     Ok(())
 }
 
-/// `AT+QICLOSE` on a connectID; the slot is free afterwards.
+/// `AT+QICLOSE` on a connectID; the slot is free afterwards, or queued to be closed again
+/// later if the modem did not answer.
 pub async fn close_slot<Ch: Channel>(ch: &mut Ch, connect_id: u8) -> Result<()> {
     let result = command(ch, &Qiclose { connect_id, timeout_s: None }).await;
-    ch.state(|s| {
-        if let Some(slot) = s.sockets.get_mut(connect_id) {
-            slot.release(SlotState::Free, None);
-        }
-    });
-    match result {
+    let result = match result {
         // a socket the modem already forgot is closed as far as anybody cares
         Ok(_) | Err(Error::Modem(ErrorCode::SocketClosed)) | Err(Error::Failed) => Ok(()),
         Err(e) => Err(e),
-    }
+    };
+    ch.state(|s| {
+        if let Some(slot) = s.sockets.get_mut(connect_id) {
+            let next = if result.is_ok() || result == Err(Error::Rebooted) { SlotState::Free } else { SlotState::PendingClose };
+            if slot.state != SlotState::Free {
+                slot.release(next, None);
+            }
+        }
+    });
+    result
 }
 
 /// Parameters of a socket to open.
@@ -244,7 +251,7 @@ pub struct OpenParams<'a> {
 /// [`open_result`]). Retries on another connectID if the modem says the one chosen is taken.
 pub async fn start_open<Ch: Channel>(ch: &mut Ch, p: &OpenParams<'_>) -> Result<SlotRef> {
     ensure_context(ch, p.context_id).await?;
-    close_pending(ch).await?;
+    ch.reclaim().await?;
     let mut avoid = 0u16;
     loop {
         let id = ch.state(|s| s.sockets.find_free(avoid)).ok_or(Error::NoFreeSocket)?;
@@ -387,4 +394,56 @@ pub async fn resolve<Ch: Channel>(ch: &mut Ch, context_id: u8, hostname: &str, a
             Err(e)
         }
     }
+}
+
+/// What one `AT+QIRD` on a socket gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadOutcome {
+    /// A datagram or a piece of the byte stream (`len` may be 0 for a zero-length datagram).
+    Data {
+        /// Bytes written to the buffer.
+        len: usize,
+        /// Sender (datagram sockets).
+        remote: Option<core::net::SocketAddr>,
+    },
+    /// Nothing was waiting after all.
+    Empty,
+    /// Nothing is waiting and the peer closed: end of stream.
+    Closed,
+}
+
+/// Reads once from a socket whose data was announced, and keeps the socket's receive state:
+/// a read shorter than asked for emptied the modem's buffer, which re-arms the `recv` URC
+/// (unless one arrived while the read ran); a datagram socket may hold more datagrams and is
+/// read until the modem says 0.
+pub async fn read_socket<Ch: Channel>(ch: &mut Ch, r: SlotRef, buf: &mut [u8]) -> Result<ReadOutcome> {
+    let before = ch.state(|s| s.sockets.current(r).copied())?;
+    let datagram = before.service.is_udp();
+    let want = if before.service == ServiceType::UdpService { None } else { Some(buf.len().min(MAX_READ)) };
+    if want == Some(0) {
+        return Ok(ReadOutcome::Data { len: 0, remote: before.remote });
+    }
+    let cmd = Qird { connect_id: r.connect_id, len: want.map(|w| w as u16) };
+    let info = match ch.read(&cmd, buf).await {
+        Ok(info) => info,
+        Err(Error::Failed) => return Err(last_error(ch).await),
+        Err(e) => return Err(e),
+    };
+    ch.state(|s| {
+        let slot = s.sockets.current_mut(r)?;
+        let is_datagram = info.remote.is_some();
+        let empty = info.len == 0 && !is_datagram;
+        let drained = empty || (!datagram && want.is_some_and(|w| info.len < w));
+        if drained && slot.rx_events == before.rx_events {
+            slot.rx_ready = false;
+        }
+        slot.rx_known = slot.rx_known.saturating_sub(info.len as u32);
+        if empty {
+            return Ok(if slot.peer_closed { ReadOutcome::Closed } else { ReadOutcome::Empty });
+        }
+        if info.len > info.copied {
+            return Err(Error::Truncated { len: info.len });
+        }
+        Ok(ReadOutcome::Data { len: info.len, remote: info.remote.or(slot.remote) })
+    })
 }

@@ -61,6 +61,9 @@ pub struct Slot {
     pub peer_closed: bool,
     /// Direct-push bytes dropped because the host buffer was full.
     pub push_lost: u32,
+    /// Counts `recv`/`closed` URCs (wrapping), so a read can tell whether one arrived while it
+    /// ran.
+    pub rx_events: u8,
     /// Why the previous generation of this slot ended, if it did not end by a host close.
     pub lost: Option<(u16, Error)>,
 }
@@ -81,6 +84,7 @@ impl Slot {
             rx_known: 0,
             peer_closed: false,
             push_lost: 0,
+            rx_events: 0,
             lost: None,
         }
     }

@@ -20,6 +20,15 @@ struct Shared {
     rx: VecDeque<u8>,
     pending: Vec<u8>,
     written: Vec<u8>,
+    rx_waker: Option<std::task::Waker>,
+}
+
+impl Shared {
+    fn wake(&mut self) {
+        if let Some(w) = self.rx_waker.take() {
+            w.wake();
+        }
+    }
 }
 
 /// The modem's side of a transcript test: the stack's writes are checked byte for byte against
@@ -50,10 +59,12 @@ impl Script {
     }
     /// Bytes the modem sends now (a URC).
     pub fn inject(&self, bytes: &str) {
-        self.0.borrow_mut().rx.extend(bytes.bytes());
+        self.inject_bytes(bytes.as_bytes());
     }
     pub fn inject_bytes(&self, bytes: &[u8]) {
-        self.0.borrow_mut().rx.extend(bytes.iter().copied());
+        let mut s = self.0.borrow_mut();
+        s.rx.extend(bytes.iter().copied());
+        s.wake();
     }
     /// Everything the stack wrote so far.
     pub fn written(&self) -> Vec<u8> {
@@ -120,8 +131,7 @@ impl embedded_io::Write for MockSerial {
         let mut s = self.0.0.borrow_mut();
         s.written.extend_from_slice(buf);
         s.pending.extend_from_slice(buf);
-        loop {
-            let Some(Step::Expect(e)) = s.steps.front().cloned() else { break };
+        while let Some(Step::Expect(e)) = s.steps.front().cloned() {
             let n = e.len().min(s.pending.len());
             assert_eq!(
                 String::from_utf8_lossy(&s.pending[..n]),
@@ -137,11 +147,64 @@ impl embedded_io::Write for MockSerial {
                 s.rx.extend(r);
                 s.steps.pop_front();
             }
+            s.wake();
         }
         Ok(buf.len())
     }
     fn flush(&mut self) -> Result<(), MockError> {
         Ok(())
+    }
+}
+
+impl embedded_io_async::Read for MockSerial {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, MockError> {
+        std::future::poll_fn(|cx| {
+            let mut s = self.0.0.borrow_mut();
+            if s.rx.is_empty() {
+                s.rx_waker = Some(cx.waker().clone());
+                return std::task::Poll::Pending;
+            }
+            let n = buf.len().min(s.rx.len());
+            for b in buf.iter_mut().take(n) {
+                *b = s.rx.pop_front().unwrap();
+            }
+            std::task::Poll::Ready(Ok(n))
+        })
+        .await
+    }
+}
+
+impl embedded_io_async::Write for MockSerial {
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, MockError> {
+        embedded_io::Write::write(self, buf)
+    }
+    async fn flush(&mut self) -> Result<(), MockError> {
+        Ok(())
+    }
+}
+
+/// Real time through tokio, for async tests.
+#[derive(Clone, Copy)]
+pub struct TokioClock(pub std::time::Instant);
+
+impl Default for TokioClock {
+    fn default() -> Self {
+        Self(std::time::Instant::now())
+    }
+}
+
+impl quectel_bg96::clock::Clock for TokioClock {
+    fn now_ms(&self) -> u64 {
+        self.0.elapsed().as_millis() as u64
+    }
+}
+
+impl quectel_bg96::clock::AsyncClock for TokioClock {
+    async fn wait_until(&self, deadline_ms: u64) {
+        let now = quectel_bg96::clock::Clock::now_ms(self);
+        if deadline_ms > now {
+            tokio::time::sleep(std::time::Duration::from_millis(deadline_ms - now)).await;
+        }
     }
 }
 

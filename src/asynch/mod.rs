@@ -1,0 +1,718 @@
+//! The async front: embedded-nal-async 0.9 traits over the shared engine, in the runner +
+//! stack pattern of embassy-net.
+//!
+//! * [`Runner`] owns the serial port's receive half. Its [`Runner::run`] future reads the
+//!   modem's output, feeds the engine and wakes whoever waits for what arrived; it also sends
+//!   `AT+QICLOSE` for connections that were dropped. Spawn it as a task and never stop it.
+//! * [`Stack`] is a cheap `Copy` handle, shared by reference between tasks. Each command takes
+//!   the modem's single command channel in turn (a fair FIFO lock), so up to 12 connections
+//!   in different tasks interleave; a slow reader only holds the channel for its own `AT+QIRD`.
+//!
+//! ```ignore
+//! static RESOURCES: StaticCell<Resources<UartTx, Clock>> = StaticCell::new();
+//! let resources = RESOURCES.init(Resources::new(uart_tx, Clock, Config::new("internet")?));
+//! let (stack, runner) = quectel_bg96::asynch::new(resources, uart_rx);
+//! spawner.spawn(modem_task(runner))?;   // async fn modem_task(r: Runner<..>) -> ! { r.run().await }
+//! stack.bring_up().await?;
+//! let mut conn = stack.connect("93.184.216.34:80".parse()?).await?;
+//! ```
+//!
+//! # Cancellation
+//!
+//! Every future of the stack can be dropped at any await point without harm: a command whose
+//! caller went away stays in flight until the modem answers it (its answer is never taken for
+//! the next command's); payload that arrives for a cancelled read is kept for the connection's
+//! next read; a send cancelled in the middle of its payload is completed with filler bytes so
+//! the modem stays in step, and that connection reports [`Error::Closed`] from then on.
+
+mod lock;
+mod tcp;
+mod udp;
+
+use core::cell::RefCell;
+use core::future::poll_fn;
+use core::net::{IpAddr, SocketAddr};
+use core::task::Poll;
+
+use embassy_futures::join::join;
+use embassy_futures::select::{Either, select};
+use embassy_sync::blocking_mutex::Mutex as BlockingMutex;
+use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+use embassy_sync::mutex::Mutex;
+use embassy_sync::signal::Signal;
+use embassy_sync::waitqueue::MultiWakerRegistration;
+use embedded_io_async::{Read, Write};
+
+use crate::channel::{self, Channel, ReadInfo, interpret};
+use crate::clock::AsyncClock;
+use crate::commands::{Command, MAX_READ, Qird, Qisend};
+use crate::config::Config;
+use crate::core::{Core, DataSink, Kind, State, Stats};
+use crate::error::{Error, Result};
+use crate::ingress::Final;
+use crate::modem::{self, ModemInfo};
+use crate::socket::SlotRef;
+
+pub use tcp::TcpConnection;
+pub use udp::{ConnectedUdp, UnconnectedUdp};
+
+/// Wakers the shared state can hold at once (tasks waiting for the modem).
+const WAKERS: usize = 24;
+/// Longest command line the async front writes (an `AT+QISENDEX` with 256 bytes).
+const CMD_MAX: usize = 600;
+
+/// Payload of a `+QIRD` answer on its way to the reading task.
+struct Staging {
+    buf: [u8; MAX_READ],
+    len: usize,
+    pos: usize,
+    /// The connection the bytes belong to; `None` when free.
+    owner: Option<SlotRef>,
+    /// The read is complete (final result seen).
+    complete: bool,
+}
+
+pub(crate) struct Shared {
+    core: Core,
+    wakers: MultiWakerRegistration<WAKERS>,
+    staging: Staging,
+    lock: lock::TicketState,
+    /// Bytes of an abandoned `AT+QISEND` payload the modem still waits for.
+    send_remaining: usize,
+    /// Connections whose send was cut short (their byte stream is broken).
+    broken: u16,
+    info: Option<ModemInfo>,
+    /// Last port picked for a `"UDP SERVICE"` bound to port 0.
+    next_port: u16,
+}
+
+struct AsyncSink<'a> {
+    staging: &'a mut Staging,
+}
+
+impl DataSink for AsyncSink<'_> {
+    fn read(&mut self, data: &[u8]) {
+        let s = &mut *self.staging;
+        let end = (s.len + data.len()).min(s.buf.len());
+        let n = end - s.len;
+        if let (Some(dst), Some(src)) = (s.buf.get_mut(s.len..end), data.get(..n)) {
+            dst.copy_from_slice(src);
+        }
+        s.len = end;
+    }
+    fn push(&mut self, _: u8, _: Option<(usize, Option<SocketAddr>)>, _: &[u8]) -> usize {
+        0
+    }
+    fn transparent(&mut self, _: &[u8]) -> usize {
+        0
+    }
+}
+
+/// Everything the stack and the runner share. Create it once (for example in a `StaticCell`)
+/// and hand it to [`new`].
+pub struct Resources<W, C> {
+    shared: BlockingMutex<CriticalSectionRawMutex, RefCell<Shared>>,
+    tx: Mutex<CriticalSectionRawMutex, W>,
+    clock: C,
+    config: Config,
+    housekeeping: Signal<CriticalSectionRawMutex, ()>,
+}
+
+impl<W: Write, C: AsyncClock> Resources<W, C> {
+    /// Resources over the serial port's transmit half `tx`, timed by `clock`.
+    pub fn new(tx: W, clock: C, config: Config) -> Self {
+        Self {
+            shared: BlockingMutex::new(RefCell::new(Shared {
+                core: Core::new(),
+                wakers: MultiWakerRegistration::new(),
+                staging: Staging { buf: [0; MAX_READ], len: 0, pos: 0, owner: None, complete: false },
+                lock: lock::TicketState::new(),
+                send_remaining: 0,
+                broken: 0,
+                info: None,
+                next_port: 0,
+            })),
+            tx: Mutex::new(tx),
+            clock,
+            config,
+            housekeeping: Signal::new(),
+        }
+    }
+}
+
+impl<W, C> Resources<W, C> {
+    fn with<R>(&self, f: impl FnOnce(&mut Shared) -> R) -> R {
+        self.shared.lock(|s| f(&mut s.borrow_mut()))
+    }
+
+    /// Completes when `f` returns `Some`; re-checked whenever the modem sent something.
+    async fn until<T>(&self, mut f: impl FnMut(&mut Shared) -> Option<T>) -> T {
+        poll_fn(|cx| {
+            self.with(|s| match f(s) {
+                Some(v) => Poll::Ready(v),
+                None => {
+                    s.wakers.register(cx.waker());
+                    Poll::Pending
+                }
+            })
+        })
+        .await
+    }
+}
+
+/// Creates the stack and its runner over `resources` and the serial port's receive half.
+pub fn new<'d, R: Read, W: Write, C: AsyncClock>(
+    resources: &'d Resources<W, C>,
+    rx: R,
+) -> (Stack<'d, W, C>, Runner<'d, R, W, C>) {
+    (Stack { r: resources }, Runner { r: resources, rx, buf: [0; 128] })
+}
+
+/// Reads the modem's output and keeps the engine up to date. See the [module docs](self).
+pub struct Runner<'d, R, W, C> {
+    r: &'d Resources<W, C>,
+    rx: R,
+    buf: [u8; 128],
+}
+
+impl<R: Read, W: Write, C: AsyncClock> Runner<'_, R, W, C> {
+    /// Runs forever: spawn it as a task.
+    pub async fn run(mut self) -> ! {
+        let r = self.r;
+        let rx_loop = async {
+            loop {
+                match self.rx.read(&mut self.buf).await {
+                    Ok(0) => {
+                        // the serial port is gone: nothing will ever arrive
+                        core::future::pending::<()>().await;
+                    }
+                    Ok(n) => r.feed(self.buf.get(..n).unwrap_or(&[])),
+                    Err(e) => {
+                        warn!("serial read error: {:?}", embedded_io::Error::kind(&e));
+                        r.clock.wait_until(r.clock.now_ms() + 10).await;
+                    }
+                }
+            }
+        };
+        let housekeeping = async {
+            loop {
+                r.housekeeping.wait().await;
+                let mut ch = AsyncChannel { r };
+                if let Err(e) = modem::close_pending(&mut ch).await {
+                    warn!("closing dropped sockets failed: {:?}", e);
+                }
+            }
+        };
+        join(rx_loop, housekeeping).await;
+        loop {
+            core::future::pending::<()>().await;
+        }
+    }
+}
+
+impl<W, C> Resources<W, C> {
+    fn feed(&self, input: &[u8]) {
+        let close_needed = self.with(|s| {
+            let Shared { core, staging, wakers, .. } = s;
+            let changes = core.feed(input, &mut AsyncSink { staging });
+            // a read whose caller went away ended inside `feed`: its payload stays for the
+            // connection's next read
+            if staging.owner.is_some() && !core.busy() {
+                staging.complete = true;
+            }
+            if changes.any() {
+                wakers.wake();
+            }
+            // a stale staging owner (its connection was lost) frees the buffer
+            if let Some(owner) = staging.owner {
+                if staging.complete && core.st.sockets.current(owner).is_err() {
+                    staging.owner = None;
+                    wakers.wake();
+                }
+            }
+            core.st.sockets.pending_close().is_some()
+        });
+        if close_needed {
+            self.housekeeping.signal(());
+        }
+    }
+}
+
+impl Shared {
+    /// Delivers payload a cancelled read left for `slot` (`None` if there is none).
+    fn take_carried(&mut self, slot: SlotRef, dest: &mut [u8]) -> Option<usize> {
+        let st = &mut self.staging;
+        if st.owner != Some(slot) || !st.complete {
+            return None;
+        }
+        let avail = st.buf.get(st.pos..st.len).unwrap_or(&[]);
+        let n = avail.len().min(dest.len());
+        if let (Some(d), Some(src)) = (dest.get_mut(..n), avail.get(..n)) {
+            d.copy_from_slice(src);
+        }
+        st.pos += n;
+        if st.pos >= st.len {
+            st.owner = None;
+            self.wakers.wake();
+        }
+        Some(n).filter(|&n| n > 0)
+    }
+
+    /// Forgets carried payload of a connection that is going away.
+    fn drop_carried(&mut self, slot: SlotRef) {
+        if self.staging.owner == Some(slot) {
+            self.staging.owner = None;
+            self.wakers.wake();
+        }
+    }
+}
+
+/// The async stack: a cheap handle, shared by reference. See the [module docs](self).
+pub struct Stack<'d, W, C> {
+    r: &'d Resources<W, C>,
+}
+
+impl<W, C> Clone for Stack<'_, W, C> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<W, C> Copy for Stack<'_, W, C> {}
+
+impl<'d, W: Write, C: AsyncClock> Stack<'d, W, C> {
+    fn channel(&self) -> AsyncChannel<'d, W, C> {
+        AsyncChannel { r: self.r }
+    }
+
+    /// Brings the modem up (the manual's Figure 1); see [`crate::blocking::Bg96::bring_up`].
+    pub async fn bring_up(&self) -> Result<ModemInfo> {
+        let mut ch = self.channel();
+        let config = self.r.config.clone();
+        let info = modem::bring_up(&mut ch, &config).await?;
+        self.r.with(|s| {
+            s.core.acknowledge_reboot();
+            s.info = Some(info.clone());
+        });
+        Ok(info)
+    }
+
+    /// What the last bring-up learnt.
+    pub fn info(&self) -> Option<ModemInfo> {
+        self.r.with(|s| s.info.clone())
+    }
+
+    /// Runs any typed command of [`crate::commands`] and returns its parsed answer.
+    pub async fn command<Cmd: Command>(&self, cmd: &Cmd) -> Result<Cmd::Response> {
+        channel::command(&mut self.channel(), cmd).await
+    }
+
+    /// Counters of the ingress.
+    pub fn stats(&self) -> Stats {
+        self.r.with(|s| s.core.st.stats)
+    }
+
+    /// How many connectIDs the modem has in use, as far as the stack knows.
+    pub fn sockets_in_use(&self) -> usize {
+        self.r.with(|s| s.core.st.sockets.in_use())
+    }
+
+    /// Waits until every dropped connection's `AT+QICLOSE` was sent (useful before counting
+    /// free sockets in tests, or before powering the modem down).
+    pub async fn flush_closes(&self) -> Result<()> {
+        self.r.reclaim().await
+    }
+
+    /// The local address of the stack's context (after [`Stack::bring_up`]).
+    pub fn local_ip(&self) -> Option<IpAddr> {
+        self.r.with(|s| s.info.as_ref().and_then(|i| i.local_ip))
+    }
+}
+
+impl<'d, W: Write, C: AsyncClock> Stack<'d, W, C> {
+    /// Opens a socket and waits for the modem's `+QIOPEN`.
+    async fn open(&self, params: modem::OpenParams<'_>) -> Result<SlotRef> {
+        let mut ch = self.channel();
+        let slot = modem::start_open(&mut ch, &params).await?;
+        // if this future is dropped while waiting, the socket is closed in the background
+        let guard = ReleaseGuard { stack: *self, slot, armed: true };
+        let result = modem::finish_open(&mut ch, slot).await;
+        core::mem::forget(guard);
+        result.map(|()| slot)
+    }
+
+    /// Gives a socket up: it is closed by the runner in the background.
+    fn release(&self, slot: SlotRef) {
+        let queued = self.r.with(|s| {
+            s.drop_carried(slot);
+            s.broken &= !(1 << slot.connect_id);
+            match s.core.st.sockets.current_mut(slot) {
+                Ok(sl) => {
+                    sl.release(crate::socket::SlotState::PendingClose, None);
+                    true
+                }
+                Err(_) => false,
+            }
+        });
+        if queued {
+            self.r.housekeeping.signal(());
+        }
+    }
+
+    /// Waits for data on a socket and reads it; `None` at the end of the stream.
+    async fn receive(&self, slot: SlotRef, buf: &mut [u8]) -> Result<Option<(usize, Option<SocketAddr>)>> {
+        if buf.is_empty() {
+            return Ok(Some((0, None)));
+        }
+        let r = self.r;
+        loop {
+            if let Some(n) = r.with(|s| s.take_carried(slot, buf)) {
+                return Ok(Some((n, None)));
+            }
+            let ready = r
+                .until(|s| {
+                    if s.staging.owner == Some(slot) && s.staging.complete {
+                        return Some(Ok(true));
+                    }
+                    match s.core.st.sockets.current(slot) {
+                        Err(e) => Some(Err(e)),
+                        Ok(sl) if sl.rx_ready => Some(Ok(true)),
+                        Ok(sl) if sl.peer_closed => Some(Ok(false)),
+                        Ok(_) => None,
+                    }
+                })
+                .await?;
+            if !ready {
+                return Ok(None);
+            }
+            if r.with(|s| s.staging.owner == Some(slot)) {
+                continue;
+            }
+            match modem::read_socket(&mut self.channel(), slot, buf).await? {
+                modem::ReadOutcome::Data { len, remote } => return Ok(Some((len, remote))),
+                modem::ReadOutcome::Empty => continue,
+                modem::ReadOutcome::Closed => return Ok(None),
+            }
+        }
+    }
+
+    /// Sends up to 1460 bytes; `SEND FAIL` (the modem's buffer is full) is waited out, up to
+    /// the command timeout.
+    async fn send_chunk(&self, slot: SlotRef, data: &[u8], remote: Option<SocketAddr>) -> Result<usize> {
+        let chunk = data.get(..data.len().min(crate::commands::MAX_SEND)).unwrap_or(&[]);
+        if chunk.is_empty() {
+            return Ok(0);
+        }
+        let r = self.r;
+        let deadline = r.clock.now_ms() + u64::from(crate::commands::DEFAULT_TIMEOUT_MS);
+        let mut backoff = 20u32;
+        loop {
+            let gone = r.with(|s| {
+                if s.broken & (1 << slot.connect_id) != 0 {
+                    return Err(Error::Closed);
+                }
+                let sl = s.core.st.sockets.current(slot)?;
+                if sl.peer_closed { Err(Error::Closed) } else { Ok(()) }
+            });
+            gone?;
+            let cmd = Qisend { connect_id: slot.connect_id, len: Some(chunk.len() as u16), remote };
+            let mut ch = self.channel();
+            // a send cut short by cancellation leaves the stream broken
+            let guard = BrokenGuard { r, id: slot.connect_id, armed: true };
+            let result = ch.send(&cmd, chunk).await;
+            core::mem::forget(guard);
+            match result {
+                Ok(()) => return Ok(chunk.len()),
+                Err(Error::SendFail) if r.clock.now_ms() < deadline => {
+                    let until = r.clock.now_ms() + u64::from(backoff);
+                    r.clock.wait_until(until).await;
+                    backoff = (backoff * 2).min(1000);
+                }
+                Err(Error::SendFail) => return Err(Error::Timeout),
+                Err(Error::Failed) => {
+                    let e = channel::last_error(&mut ch).await;
+                    return Err(if e == Error::Failed { Error::Closed } else { e });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// A port for a `"UDP SERVICE"` bound to port 0.
+    fn pick_port(&self) -> u16 {
+        self.r.with(|s| {
+            s.next_port = if s.next_port < 49152 { 49152 } else { s.next_port.wrapping_add(1).max(49152) };
+            s.next_port
+        })
+    }
+}
+
+/// Queues the close of a socket whose open was cancelled.
+struct ReleaseGuard<'d, W: Write, C: AsyncClock> {
+    stack: Stack<'d, W, C>,
+    slot: SlotRef,
+    armed: bool,
+}
+
+impl<W: Write, C: AsyncClock> Drop for ReleaseGuard<'_, W, C> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.stack.release(self.slot);
+        }
+    }
+}
+
+/// Marks a connection's byte stream broken if a send is cancelled.
+struct BrokenGuard<'d, W, C> {
+    r: &'d Resources<W, C>,
+    id: u8,
+    armed: bool,
+}
+
+impl<W, C> Drop for BrokenGuard<'_, W, C> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.r.with(|s| s.broken |= 1 << self.id);
+        }
+    }
+}
+
+/// The async front's [`Channel`]: every command takes the command channel in turn.
+pub(crate) struct AsyncChannel<'d, W, C> {
+    r: &'d Resources<W, C>,
+}
+
+/// Ends or abandons the running command if the future running it is dropped.
+struct CommandGuard<'a, W, C> {
+    r: &'a Resources<W, C>,
+    armed: bool,
+}
+
+impl<W, C> Drop for CommandGuard<'_, W, C> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.r.with(|s| {
+                s.core.abandon();
+                s.wakers.wake();
+            });
+        }
+    }
+}
+
+impl<'d, W: Write, C: AsyncClock> AsyncChannel<'d, W, C> {
+    /// Waits for the command channel, finishes what an abandoned command left, and starts
+    /// `cmd`. The returned guards must live until the command is over.
+    async fn start<Cmd: Command>(
+        &self,
+        cmd: &Cmd,
+        kind: Kind,
+        timeout_ms: u32,
+        prepare: impl FnOnce(&mut Shared),
+    ) -> Result<(lock::Ticket<'d, W, C>, embassy_sync::mutex::MutexGuard<'d, CriticalSectionRawMutex, W>)> {
+        let mut line: heapless::Vec<u8, CMD_MAX> = heapless::Vec::new();
+        cmd.write_to(&mut line)?;
+        let r = self.r;
+        let ticket = lock::Ticket::acquire(r).await;
+        let mut tx = r.tx.lock().await;
+        // a command abandoned by a dropped future may still be in flight: let it finish
+        let deadline = r.clock.now_ms() + u64::from(timeout_ms);
+        loop {
+            let (abandoned, prompted, remaining) =
+                r.with(|s| (s.core.abandoned(), s.core.prompted(), s.send_remaining));
+            if !abandoned {
+                break;
+            }
+            if prompted && remaining > 0 {
+                // the modem waits for the rest of a cut-short payload: fill it up
+                write_filler(r, &mut *tx, remaining).await?;
+                continue;
+            }
+            let wait = r.until(|s| {
+                let done = !s.core.abandoned() || (s.core.prompted() && s.send_remaining > 0);
+                done.then_some(())
+            });
+            if let Either::Second(()) = select(wait, r.clock.wait_until(deadline)).await {
+                r.with(|s| s.core.end());
+            }
+        }
+        r.with(|s| {
+            s.core.begin(cmd.response_prefix(), kind)?;
+            prepare(s);
+            Ok::<(), Error>(())
+        })?;
+        if let Err(e) = write_all(&mut *tx, &line).await {
+            r.with(|s| s.core.end());
+            return Err(e);
+        }
+        Ok((ticket, tx))
+    }
+
+    /// Waits for the final result of the running command.
+    async fn finish(&self, deadline: u64) -> Result<Final> {
+        let r = self.r;
+        let result = r.until(|s| s.core.result());
+        match select(result, r.clock.wait_until(deadline)).await {
+            Either::First(res) => res,
+            Either::Second(()) => Err(Error::Timeout),
+        }
+    }
+}
+
+async fn write_all<W: Write>(tx: &mut W, data: &[u8]) -> Result<()> {
+    tx.write_all(data).await.map_err(|e| Error::Serial(embedded_io::Error::kind(&e)))?;
+    tx.flush().await.map_err(|e| Error::Serial(embedded_io::Error::kind(&e)))
+}
+
+async fn write_filler<W: Write, C>(r: &Resources<W, C>, tx: &mut W, mut remaining: usize) -> Result<()> {
+    const FILL: [u8; 64] = [0; 64];
+    while remaining > 0 {
+        let n = remaining.min(FILL.len());
+        write_all(tx, FILL.get(..n).unwrap_or(&[])).await?;
+        remaining -= n;
+        r.with(|s| s.send_remaining = remaining);
+    }
+    r.with(|s| s.core.payload_written(0));
+    Ok(())
+}
+
+impl<W: Write, C: AsyncClock> Channel for AsyncChannel<'_, W, C> {
+    fn now_ms(&self) -> u64 {
+        self.r.clock.now_ms()
+    }
+
+    async fn sleep_ms(&mut self, ms: u32) {
+        let deadline = self.r.clock.now_ms() + u64::from(ms);
+        self.r.clock.wait_until(deadline).await;
+    }
+
+    async fn exec<Cmd: Command>(&mut self, cmd: &Cmd, kind: Kind, timeout_ms: u32) -> Result<Cmd::Response> {
+        let (_ticket, _tx) = self.start(cmd, kind, timeout_ms, |_| {}).await?;
+        let mut guard = CommandGuard { r: self.r, armed: true };
+        let deadline = self.r.clock.now_ms() + u64::from(timeout_ms);
+        let result = self.finish(deadline).await;
+        guard.armed = false;
+        self.r.with(|s| {
+            let out = result.and_then(interpret).and_then(|()| cmd.parse_lines(s.core.response()?));
+            s.core.end();
+            out
+        })
+    }
+
+    async fn send(&mut self, cmd: &Qisend, data: &[u8]) -> Result<()> {
+        let r = self.r;
+        let timeout = cmd.timeout_ms();
+        let (_ticket, mut tx) = self.start(cmd, Kind::Send, timeout, |s| s.send_remaining = data.len()).await?;
+        let mut guard = CommandGuard { r, armed: true };
+        let deadline = r.clock.now_ms() + u64::from(timeout);
+        let prompt = r.until(|s| if s.core.prompted() { Some(Ok(())) } else { s.core.result().map(|f| f.map(|_| ())) });
+        let prompted = match select(prompt, r.clock.wait_until(deadline)).await {
+            Either::First(p) => p,
+            Either::Second(()) => Err(Error::Timeout),
+        };
+        let result = match prompted {
+            Ok(()) if r.with(|s| s.core.prompted()) => {
+                for chunk in data.chunks(64) {
+                    write_all(&mut *tx, chunk).await?;
+                    r.with(|s| s.send_remaining = s.send_remaining.saturating_sub(chunk.len()));
+                }
+                r.with(|s| s.core.payload_written(data.len()));
+                self.finish(deadline).await.and_then(interpret)
+            }
+            Ok(()) => r.with(|s| match s.core.result() {
+                Some(Ok(f)) => interpret(f).and(Err(Error::Failed)),
+                Some(Err(e)) => Err(e),
+                None => Err(Error::Failed),
+            }),
+            Err(e) => Err(e),
+        };
+        guard.armed = false;
+        r.with(|s| {
+            s.send_remaining = 0;
+            s.core.end();
+        });
+        result
+    }
+
+    async fn read(&mut self, cmd: &Qird, dest: &mut [u8]) -> Result<ReadInfo> {
+        let r = self.r;
+        let owner = r.with(|s| s.core.st.sockets.slot_ref(cmd.connect_id)).ok_or(Error::InvalidState)?;
+        // the staging buffer may still hold a cancelled read's payload for another connection
+        r.until(|s| s.staging.owner.is_none().then_some(())).await;
+        let timeout = cmd.timeout_ms();
+        let prepare = |s: &mut Shared| {
+            let st = &mut s.staging;
+            (st.owner, st.len, st.pos, st.complete) = (Some(owner), 0, 0, false);
+        };
+        let (_ticket, _tx) = self.start(cmd, Kind::Read { connect_id: cmd.connect_id }, timeout, prepare).await?;
+        let mut guard = CommandGuard { r, armed: true };
+        let deadline = r.clock.now_ms() + u64::from(timeout);
+        let result = self.finish(deadline).await;
+        guard.armed = false;
+        r.with(|s| {
+            let header = s.core.st.cmd.read_header;
+            s.core.end();
+            let st = &mut s.staging;
+            let out = result.and_then(interpret).and_then(|()| {
+                let (len, remote) = header.ok_or(Error::Parse)?;
+                let n = st.len.min(dest.len());
+                if let (Some(d), Some(src)) = (dest.get_mut(..n), st.buf.get(..n)) {
+                    d.copy_from_slice(src);
+                }
+                Ok(ReadInfo { len, copied: n, remote })
+            });
+            st.owner = None;
+            st.len = 0;
+            s.wakers.wake();
+            out
+        })
+    }
+
+    async fn wait_for<T>(&mut self, deadline_ms: u64, mut f: impl FnMut(&mut State) -> Option<T>) -> Result<T> {
+        let r = self.r;
+        let wait = r.until(|s| f(&mut s.core.st));
+        match select(wait, r.clock.wait_until(deadline_ms)).await {
+            Either::First(v) => Ok(v),
+            Either::Second(()) => r.with(|s| f(&mut s.core.st)).ok_or(Error::Timeout),
+        }
+    }
+
+    fn state<R>(&mut self, f: impl FnOnce(&mut State) -> R) -> R {
+        self.r.with(|s| f(&mut s.core.st))
+    }
+
+    async fn reclaim(&mut self) -> Result<()> {
+        self.r.reclaim().await
+    }
+}
+
+impl<W, C: AsyncClock> Resources<W, C> {
+    /// Asks the runner to close every released socket and waits until it did.
+    async fn reclaim(&self) -> Result<()> {
+        if self.with(|s| s.core.st.sockets.pending_close().is_none()) {
+            return Ok(());
+        }
+        self.housekeeping.signal(());
+        let deadline = self.clock.now_ms() + u64::from(<crate::commands::Qiclose as atat::AtatCmd>::MAX_TIMEOUT_MS) * 12;
+        let done = self.until(|s| s.core.st.sockets.pending_close().is_none().then_some(()));
+        match select(done, self.clock.wait_until(deadline)).await {
+            Either::First(()) => Ok(()),
+            Either::Second(()) => Err(Error::Timeout),
+        }
+    }
+}
+
+impl<W: Write, C: AsyncClock> embedded_nal_async::Dns for Stack<'_, W, C> {
+    type Error = Error;
+
+    /// Resolves `host` with `AT+QIDNSGIP` (one query at a time; concurrent callers wait their
+    /// turn). `AddrType::Either` prefers IPv4 (A), then IPv6 (AAAA).
+    async fn get_host_by_name(&self, host: &str, addr_type: embedded_nal_async::AddrType) -> Result<IpAddr> {
+        let mut ch = self.channel();
+        let context_id = self.r.config.context_id;
+        modem::resolve(&mut ch, context_id, host, addr_type).await
+    }
+
+    /// The BG96 has no reverse DNS: always [`Error::NotSupported`].
+    async fn get_host_by_address(&self, _addr: IpAddr, _result: &mut [u8]) -> Result<usize> {
+        Err(Error::NotSupported)
+    }
+}
