@@ -25,7 +25,7 @@ use embedded_io::{Read, ReadReady, Write};
 
 use crate::channel::{self, Channel, ReadInfo, block_on, interpret};
 use crate::clock::Clock;
-use crate::commands::{AccessMode, Command, Host, Qird, Qisend, ServiceType, MAX_SEND};
+use crate::commands::{AccessMode, Command, Host, MAX_SEND, Qird, Qisend, ServiceType};
 use crate::config::Config;
 use crate::core::{Core, DataSink, Kind, State, Stats};
 use crate::error::{Error, Result};
@@ -173,7 +173,11 @@ impl<S: Read + ReadReady + Write, C: Clock> Inner<S, C> {
     }
 
     /// Polls until the running command has its final result, or the deadline.
-    fn wait_result(&mut self, deadline: u64, mut dest: Option<(&mut [u8], &mut usize)>) -> Result<crate::ingress::Final> {
+    fn wait_result(
+        &mut self,
+        deadline: u64,
+        mut dest: Option<(&mut [u8], &mut usize)>,
+    ) -> Result<crate::ingress::Final> {
         loop {
             if let Some(r) = self.core.result() {
                 return r;
@@ -204,10 +208,8 @@ impl<S: Read + ReadReady + Write, C: Clock> Channel for Inner<S, C> {
     async fn exec<Cmd: Command>(&mut self, cmd: &Cmd, kind: Kind, timeout_ms: u32) -> Result<Cmd::Response> {
         self.start(cmd, kind)?;
         let deadline = self.clock.now_ms() + u64::from(timeout_ms);
-        let result = self
-            .wait_result(deadline, None)
-            .and_then(interpret)
-            .and_then(|()| cmd.parse_lines(self.core.response()?));
+        let result =
+            self.wait_result(deadline, None).and_then(interpret).and_then(|()| cmd.parse_lines(self.core.response()?));
         self.core.end();
         result
     }
@@ -344,7 +346,10 @@ impl<S: Read + ReadReady + Write, C: Clock> Bg96<S, C> {
 enum Sock {
     New,
     Bound(u16),
-    Connecting { slot: SlotRef, deadline: u64 },
+    Connecting {
+        slot: SlotRef,
+        deadline: u64,
+    },
     Connected(SlotRef),
     /// A `"TCP LISTENER"`.
     Listening(SlotRef),
@@ -528,7 +533,8 @@ impl<S: Read + ReadReady + Write, C: Clock> embedded_nal::TcpClientStack for &Bg
             Sock::New | Sock::Bound(_) => {
                 let local = if let Sock::Bound(p) = socket.st { p } else { 0 };
                 let slot = i.open(ServiceType::Tcp, remote, local)?;
-                let deadline = i.clock.now_ms() + u64::from(<crate::commands::Qiopen<'_> as atat::AtatCmd>::MAX_TIMEOUT_MS);
+                let deadline =
+                    i.clock.now_ms() + u64::from(<crate::commands::Qiopen<'_> as atat::AtatCmd>::MAX_TIMEOUT_MS);
                 socket.st = Sock::Connecting { slot, deadline };
                 i.connect_poll(&mut socket.st)
             }

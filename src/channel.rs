@@ -79,7 +79,12 @@ pub async fn command<Ch: Channel, C: Command>(ch: &mut Ch, cmd: &C) -> Result<C:
 }
 
 /// [`command`] with an explicit answer shape and timeout.
-pub async fn command_with<Ch: Channel, C: Command>(ch: &mut Ch, cmd: &C, kind: Kind, timeout_ms: u32) -> Result<C::Response> {
+pub async fn command_with<Ch: Channel, C: Command>(
+    ch: &mut Ch,
+    cmd: &C,
+    kind: Kind,
+    timeout_ms: u32,
+) -> Result<C::Response> {
     match ch.exec(cmd, kind, timeout_ms).await {
         Err(Error::Failed) if C::TCPIP => Err(last_error(ch).await),
         other => other,

@@ -57,6 +57,14 @@ pub enum Kind {
         /// The socket being read.
         connect_id: u8,
     },
+    /// `AT+QISWTMD` to buffer or direct push mode: on `OK` the socket's mode changes at once,
+    /// so the URCs that follow in the same read are framed by the new mode.
+    Switch {
+        /// The socket.
+        connect_id: u8,
+        /// The new mode.
+        mode: crate::commands::AccessMode,
+    },
     /// Answered with `CONNECT` when transparent access mode is entered on `connect_id`.
     Connect {
         /// The socket entering transparent mode (`None` for `ATO`: the last one that left it).
@@ -263,6 +271,7 @@ enum After {
     Nothing,
     EnterTransparent,
     Reset,
+    PushMask,
 }
 
 impl Core {
@@ -421,6 +430,7 @@ impl Core {
                 After::Nothing => {}
                 After::EnterTransparent => self.ingress.enter_transparent(),
                 After::Reset => self.ingress.reset(),
+                After::PushMask => self.ingress.set_push_mask(self.st.push_mask()),
             }
             input = input.get(n..).unwrap_or(&[]);
         }
@@ -557,6 +567,13 @@ impl State {
         }
         self.cmd.result = Some(f);
         self.changes.command = true;
+        if let (Final::Ok, Kind::Switch { connect_id, mode }) = (f, self.cmd.kind) {
+            if let Some(s) = self.sockets.get_mut(connect_id) {
+                s.mode = mode;
+            }
+            self.changes.sockets |= 1u16.checked_shl(u32::from(connect_id)).unwrap_or(0);
+            return After::PushMask;
+        }
         if f == Final::Connect {
             if let Kind::Connect { connect_id } = self.cmd.kind {
                 let id = connect_id.or(self.modem.last_transparent);
@@ -589,7 +606,8 @@ impl State {
     fn on_line(&mut self, line: &[u8]) -> After {
         let cmd = &mut self.cmd;
         if cmd.active && cmd.result.is_none() && cmd.aborted.is_none() {
-            let is_response = if cmd.prefix.is_empty() { urc::parse(line).is_none() } else { line.starts_with(cmd.prefix) };
+            let is_response =
+                if cmd.prefix.is_empty() { urc::parse(line).is_none() } else { line.starts_with(cmd.prefix) };
             if is_response {
                 if cmd.resp.extend_from_slice(line).is_err() || cmd.resp.extend_from_slice(b"\r\n").is_err() {
                     cmd.overflow = true;
@@ -851,7 +869,12 @@ mod tests {
     fn deferred_open_result_after_ok_in_the_same_read() {
         let mut core = Core::new();
         let mut sink = VecSink::default();
-        core.st.sockets.get_mut(0).unwrap().occupy(SlotState::Opening, crate::commands::ServiceType::Tcp, AccessMode::Buffer, 1);
+        core.st.sockets.get_mut(0).unwrap().occupy(
+            SlotState::Opening,
+            crate::commands::ServiceType::Tcp,
+            AccessMode::Buffer,
+            1,
+        );
         core.begin(crate::commands::NO_INFO, Kind::Plain).unwrap();
         let ch = core.feed(b"\r\nOK\r\n\r\n+QIOPEN: 0,0\r\n", &mut sink);
         assert!(ch.command);
@@ -888,7 +911,12 @@ mod tests {
             }
         }
         let mut core = Core::new();
-        core.st.sockets.get_mut(4).unwrap().occupy(SlotState::Open, crate::commands::ServiceType::Tcp, AccessMode::DirectPush, 1);
+        core.st.sockets.get_mut(4).unwrap().occupy(
+            SlotState::Open,
+            crate::commands::ServiceType::Tcp,
+            AccessMode::DirectPush,
+            1,
+        );
         let mut sink = Small(3);
         core.feed(b"\r\n+QIURC: \"recv\",4,5\r\nhello", &mut sink);
         assert_eq!(core.st.stats.bytes_lost, 2);
@@ -899,7 +927,12 @@ mod tests {
     fn reboot_fails_the_command_and_frees_sockets() {
         let mut core = Core::new();
         let mut sink = VecSink::default();
-        core.st.sockets.get_mut(2).unwrap().occupy(SlotState::Open, crate::commands::ServiceType::Tcp, AccessMode::Buffer, 1);
+        core.st.sockets.get_mut(2).unwrap().occupy(
+            SlotState::Open,
+            crate::commands::ServiceType::Tcp,
+            AccessMode::Buffer,
+            1,
+        );
         let r = core.st.sockets.slot_ref(2).unwrap();
         core.begin(b"+QISTATE:", Kind::Plain).unwrap();
         let ch = core.feed(b"\r\nRDY\r\n", &mut sink);
@@ -913,8 +946,18 @@ mod tests {
     fn pdpdeact_kills_the_sockets_of_that_context_only() {
         let mut core = Core::new();
         let mut sink = VecSink::default();
-        core.st.sockets.get_mut(0).unwrap().occupy(SlotState::Open, crate::commands::ServiceType::Tcp, AccessMode::Buffer, 1);
-        core.st.sockets.get_mut(1).unwrap().occupy(SlotState::Open, crate::commands::ServiceType::Tcp, AccessMode::Buffer, 2);
+        core.st.sockets.get_mut(0).unwrap().occupy(
+            SlotState::Open,
+            crate::commands::ServiceType::Tcp,
+            AccessMode::Buffer,
+            1,
+        );
+        core.st.sockets.get_mut(1).unwrap().occupy(
+            SlotState::Open,
+            crate::commands::ServiceType::Tcp,
+            AccessMode::Buffer,
+            2,
+        );
         let r0 = core.st.sockets.slot_ref(0).unwrap();
         let r1 = core.st.sockets.slot_ref(1).unwrap();
         core.feed(b"\r\n+QIURC: \"pdpdeact\",1\r\n", &mut sink);
@@ -938,10 +981,37 @@ mod tests {
     }
 
     #[test]
+    fn switching_to_buffer_mode_reframes_the_urcs_of_the_same_read() {
+        let mut core = Core::new();
+        let mut sink = VecSink::default();
+        core.st.sockets.get_mut(1).unwrap().occupy(
+            SlotState::Open,
+            crate::commands::ServiceType::Tcp,
+            AccessMode::DirectPush,
+            1,
+        );
+        core.begin(crate::commands::NO_INFO, Kind::Switch { connect_id: 1, mode: AccessMode::Buffer }).unwrap();
+        // a push URC sent before the switch, the OK, then a buffer-mode URC with recvind
+        core.feed(
+            b"\r\n+QIURC: \"recv\",1,2\r\nab\r\nOK\r\n\r\n+QIURC: \"recv\",1,7\r\n\r\n+QIURC: \"closed\",1\r\n",
+            &mut sink,
+        );
+        assert_eq!(sink.push, [(1, b"ab".to_vec())]);
+        let slot = core.st.sockets.get(1).unwrap();
+        assert_eq!(slot.mode, AccessMode::Buffer);
+        assert_eq!((slot.rx_ready, slot.rx_known, slot.peer_closed), (true, 7, true));
+    }
+
+    #[test]
     fn transparent_mode_via_connect_and_no_carrier() {
         let mut core = Core::new();
         let mut sink = VecSink::default();
-        core.st.sockets.get_mut(0).unwrap().occupy(SlotState::Open, crate::commands::ServiceType::Tcp, AccessMode::Buffer, 1);
+        core.st.sockets.get_mut(0).unwrap().occupy(
+            SlotState::Open,
+            crate::commands::ServiceType::Tcp,
+            AccessMode::Buffer,
+            1,
+        );
         core.begin(crate::commands::NO_INFO, Kind::Connect { connect_id: Some(0) }).unwrap();
         core.feed(b"\r\nCONNECT\r\nraw\r\nOK\r\nbytes", &mut sink);
         assert_eq!(core.result(), Some(Ok(Final::Connect)));

@@ -96,19 +96,14 @@ const CODES: [ErrorCode; 25] = [
 impl ErrorCode {
     /// The code for a number as it appears on the wire (`550` → [`ErrorCode::Unknown`]).
     pub fn from_code(code: u16) -> Self {
-        code.checked_sub(550)
-            .and_then(|i| CODES.get(usize::from(i)).copied())
-            .unwrap_or(ErrorCode::Other(code))
+        code.checked_sub(550).and_then(|i| CODES.get(usize::from(i)).copied()).unwrap_or(ErrorCode::Other(code))
     }
 
     /// The number of this code as the modem prints it.
     pub fn code(self) -> u16 {
         match self {
             ErrorCode::Other(c) => c,
-            known => CODES
-                .iter()
-                .position(|c| *c == known)
-                .map_or(0, |i| 550 + i as u16),
+            known => CODES.iter().position(|c| *c == known).map_or(0, |i| 550 + i as u16),
         }
     }
 

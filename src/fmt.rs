@@ -57,4 +57,3 @@ impl defmt::Format for Bytes<'_> {
         defmt::write!(f, "{=[u8]:a}", self.0)
     }
 }
-

@@ -548,18 +548,11 @@ pub(crate) mod tests {
 
     #[test]
     fn lines_and_urcs() {
-        let evs = every_split(
-            b"\r\n+QIACT: 1,1,1,\"10.7.157.1\"\r\n\r\nOK\r\n\r\n+QIURC: \"recv\",0\r\n\r\nRDY\r\n",
-            |_| {},
-        );
+        let evs =
+            every_split(b"\r\n+QIACT: 1,1,1,\"10.7.157.1\"\r\n\r\nOK\r\n\r\n+QIURC: \"recv\",0\r\n\r\nRDY\r\n", |_| {});
         assert_eq!(
             evs,
-            [
-                line("+QIACT: 1,1,1,\"10.7.157.1\""),
-                Ev::Final(Final::Ok),
-                line("+QIURC: \"recv\",0"),
-                line("RDY")
-            ]
+            [line("+QIACT: 1,1,1,\"10.7.157.1\""), Ev::Final(Final::Ok), line("+QIURC: \"recv\",0"), line("RDY")]
         );
     }
 
@@ -617,10 +610,7 @@ pub(crate) mod tests {
         // UDP SERVICE: sender in the header
         let evs = every_split(b"\r\n+QIRD: 4,\"10.7.76.34\",7687\r\nAAAA\r\n\r\nOK\r\n", |i| i.expect_read(true));
         let from: SocketAddr = "10.7.76.34:7687".parse().unwrap();
-        assert_eq!(
-            evs,
-            [Ev::ReadHeader(4, Some(from)), Ev::Data(b"AAAA".to_vec()), Ev::DataEnd, Ev::Final(Final::Ok)]
-        );
+        assert_eq!(evs, [Ev::ReadHeader(4, Some(from)), Ev::Data(b"AAAA".to_vec()), Ev::DataEnd, Ev::Final(Final::Ok)]);
         // zero-length datagram
         let evs = every_split(b"\r\n+QIRD: 0,\"10.7.76.34\",7687\r\n\r\n\r\nOK\r\n", |i| i.expect_read(true));
         assert_eq!(evs, [Ev::ReadHeader(0, Some(from)), Ev::Final(Final::Ok)]);
@@ -631,10 +621,9 @@ pub(crate) mod tests {
 
     #[test]
     fn urc_between_header_lines_and_after_ok() {
-        let evs = every_split(
-            b"\r\n+QIURC: \"recv\",3\r\n\r\n+QIRD: 2\r\nok\r\n\r\nOK\r\n\r\n+QIOPEN: 1,0\r\n",
-            |i| i.expect_read(true),
-        );
+        let evs = every_split(b"\r\n+QIURC: \"recv\",3\r\n\r\n+QIRD: 2\r\nok\r\n\r\nOK\r\n\r\n+QIOPEN: 1,0\r\n", |i| {
+            i.expect_read(true)
+        });
         assert_eq!(
             evs,
             [
@@ -651,9 +640,8 @@ pub(crate) mod tests {
     #[test]
     fn direct_push_only_for_push_sockets() {
         // socket 0 in push mode: data follows the URC
-        let evs = every_split(b"\r\n+QIURC: \"recv\",0,4\r\ntest\r\n+QIURC: \"recv\",1,4\r\n", |i| {
-            i.set_push_mode(0, true)
-        });
+        let evs =
+            every_split(b"\r\n+QIURC: \"recv\",0,4\r\ntest\r\n+QIURC: \"recv\",1,4\r\n", |i| i.set_push_mode(0, true));
         assert_eq!(
             evs,
             [Ev::PushHeader(0, 4, None), Ev::Data(b"test".to_vec()), Ev::DataEnd, line("+QIURC: \"recv\",1,4")]
@@ -687,11 +675,7 @@ pub(crate) mod tests {
         let evs = run(&mut ing, &[b"ab\r\nOK\r\ncd\r", b"\r\nNO CARR", b"IER\r\n\r\nOK\r\n"]);
         assert_eq!(
             evs,
-            [
-                Ev::Transparent(b"ab\r\nOK\r\ncd\r".to_vec()),
-                Ev::Final(Final::NoCarrier),
-                Ev::Final(Final::Ok)
-            ]
+            [Ev::Transparent(b"ab\r\nOK\r\ncd\r".to_vec()), Ev::Final(Final::NoCarrier), Ev::Final(Final::Ok)]
         );
         assert!(!ing.is_transparent());
     }

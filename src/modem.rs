@@ -7,9 +7,9 @@ use core::net::IpAddr;
 
 use crate::channel::{Channel, command, command_with, last_error};
 use crate::commands::{
-    MAX_READ, Qird,
-    AccessMode, Ate, At, Cmee, Command, Domain, Host, Qgmr, Qiact, QiactRead, Qicfg, QicfgSetting, Qiclose, Qicsgp,
-    Qideact, Qidnsgip, Qiopen, Qisde, Qistate, Qurccfg, RegistrationRead, Revision, ServiceType, SimState, CpinRead,
+    AccessMode, At, Ate, Cmee, Command, CpinRead, Domain, Host, MAX_READ, Qgmr, Qiact, QiactRead, Qicfg, QicfgSetting,
+    Qiclose, Qicsgp, Qideact, Qidnsgip, Qiopen, Qird, Qisde, Qistate, Qurccfg, RegistrationRead, Revision, ServiceType,
+    SimState,
 };
 use crate::config::Config;
 use crate::core::Kind;
@@ -134,7 +134,9 @@ async fn wait_for_registration<Ch: Channel>(ch: &mut Ch, config: &Config) -> Res
 /// Activates `context_id` unless it is active already (`AT+QIACT` on an active context is an
 /// error, field note 12) and returns its local address.
 pub async fn activate_context<Ch: Channel>(ch: &mut Ch, context_id: u8) -> Result<Option<IpAddr>> {
-    let find = |list: &crate::commands::ContextStates| list.iter().find(|c| c.context_id == context_id && c.active).map(|c| c.ip);
+    let find = |list: &crate::commands::ContextStates| {
+        list.iter().find(|c| c.context_id == context_id && c.active).map(|c| c.ip)
+    };
     let states = command(ch, &QiactRead).await?;
     if let Some(ip) = find(&states) {
         ch.state(|s| s.modem.set_context_active(context_id, true));
@@ -221,7 +223,11 @@ pub async fn close_slot<Ch: Channel>(ch: &mut Ch, connect_id: u8) -> Result<()> 
     };
     ch.state(|s| {
         if let Some(slot) = s.sockets.get_mut(connect_id) {
-            let next = if result.is_ok() || result == Err(Error::Rebooted) { SlotState::Free } else { SlotState::PendingClose };
+            let next = if result.is_ok() || result == Err(Error::Rebooted) {
+                SlotState::Free
+            } else {
+                SlotState::PendingClose
+            };
             if slot.state != SlotState::Free {
                 slot.release(next, None);
             }
@@ -276,7 +282,8 @@ pub async fn start_open<Ch: Channel>(ch: &mut Ch, p: &OpenParams<'_>) -> Result<
             }
         });
         let r = ch.state(|s| s.sockets.slot_ref(id)).ok_or(Error::InvalidState)?;
-        let kind = if p.access_mode == AccessMode::Transparent { Kind::Connect { connect_id: Some(id) } } else { Kind::Plain };
+        let kind =
+            if p.access_mode == AccessMode::Transparent { Kind::Connect { connect_id: Some(id) } } else { Kind::Plain };
         match command_with(ch, &cmd, kind, cmd.timeout_ms()).await {
             Ok(_) => {
                 if p.access_mode == AccessMode::Transparent {
@@ -381,7 +388,12 @@ pub fn dns_result(s: &mut crate::core::State, addr_type: &embedded_nal::AddrType
 }
 
 /// Resolves a name with `AT+QIDNSGIP` and waits for the result (60 s).
-pub async fn resolve<Ch: Channel>(ch: &mut Ch, context_id: u8, hostname: &str, addr_type: embedded_nal::AddrType) -> Result<IpAddr> {
+pub async fn resolve<Ch: Channel>(
+    ch: &mut Ch,
+    context_id: u8,
+    hostname: &str,
+    addr_type: embedded_nal::AddrType,
+) -> Result<IpAddr> {
     if let Some(ip) = crate::wire::parse_ip(hostname.as_bytes()) {
         return Ok(ip);
     }

@@ -141,7 +141,8 @@ async fn a_cancelled_connect_closes_its_socket() {
         s.exchange("AT+QIOPEN=1,0,\"TCP\",\"127.0.0.1\",80,0,0\r", "\r\nOK\r\n");
         // no +QIOPEN comes; the caller gives up and the socket is closed in the background
         s.exchange("AT+QICLOSE=0\r", "\r\nOK\r\n");
-        let cancelled = tokio::time::timeout(Duration::from_millis(30), stack.connect("127.0.0.1:80".parse().unwrap())).await;
+        let cancelled =
+            tokio::time::timeout(Duration::from_millis(30), stack.connect("127.0.0.1:80".parse().unwrap())).await;
         assert!(cancelled.is_err());
         stack.flush_closes().await.unwrap();
         settle().await;

@@ -44,10 +44,7 @@ fn bring_up_waits_for_app_rdy_and_closes_stale_sockets() {
         .exchange("AT+CEREG?\r", "\r\n+CEREG: 0,5\r\n\r\nOK\r\n")
         .exchange("AT+QICSGP=1,1,\"internet\",\"\",\"\",0\r", "\r\nOK\r\n")
         .exchange("AT+QIACT?\r", "\r\n+QIACT: 1,1,1,\"10.0.0.7\"\r\n\r\nOK\r\n")
-        .exchange(
-            "AT+QISTATE?\r",
-            "\r\n+QISTATE: 3,\"TCP\",\"10.1.1.1\",80,4000,2,1,0,0,\"uart1\"\r\n\r\nOK\r\n",
-        )
+        .exchange("AT+QISTATE?\r", "\r\n+QISTATE: 3,\"TCP\",\"10.1.1.1\",80,4000,2,1,0,0,\"uart1\"\r\n\r\nOK\r\n")
         .exchange("AT+QICLOSE=3\r", "\r\nOK\r\n")
         .exchange("AT+QICFG=\"dataformat\",0,0\r", "\r\nOK\r\n")
         .exchange("AT+QICFG=\"viewmode\",0\r", "\r\nOK\r\n")
@@ -230,9 +227,18 @@ fn dns_is_non_blocking_and_honours_addr_type() {
     assert_eq!(stack.get_host_by_name("broker.local", embedded_nal::AddrType::Either), Err(nb::Error::WouldBlock));
     s.inject("\r\n+QIURC: \"dnsgip\",0,2,600\r\n\r\n+QIURC: \"dnsgip\",\"2001:DB8:0:0:0:0:0:1\"\r\n");
     s.inject("\r\n+QIURC: \"dnsgip\",\"192.0.2.7\"\r\n");
-    assert_eq!(stack.get_host_by_name("broker.local", embedded_nal::AddrType::Either), Ok("192.0.2.7".parse().unwrap()));
-    s.exchange("AT+QIDNSGIP=1,\"v6.local\"\r", "\r\nOK\r\n\r\n+QIURC: \"dnsgip\",0,1,600\r\n\r\n+QIURC: \"dnsgip\",\"192.0.2.8\"\r\n");
-    assert_eq!(stack.get_host_by_name("v6.local", embedded_nal::AddrType::IPv6), Err(nb::Error::Other(Error::NotFound)));
+    assert_eq!(
+        stack.get_host_by_name("broker.local", embedded_nal::AddrType::Either),
+        Ok("192.0.2.7".parse().unwrap())
+    );
+    s.exchange(
+        "AT+QIDNSGIP=1,\"v6.local\"\r",
+        "\r\nOK\r\n\r\n+QIURC: \"dnsgip\",0,1,600\r\n\r\n+QIURC: \"dnsgip\",\"192.0.2.8\"\r\n",
+    );
+    assert_eq!(
+        stack.get_host_by_name("v6.local", embedded_nal::AddrType::IPv6),
+        Err(nb::Error::Other(Error::NotFound))
+    );
     s.exchange("AT+QIDNSGIP=1,\"nx.local\"\r", "\r\nOK\r\n\r\n+QIURC: \"dnsgip\",565\r\n");
     assert_eq!(
         stack.get_host_by_name("nx.local", embedded_nal::AddrType::IPv4),
@@ -240,7 +246,10 @@ fn dns_is_non_blocking_and_honours_addr_type() {
     );
     assert_eq!(stack.get_host_by_name("10.1.2.3", embedded_nal::AddrType::IPv4), Ok("10.1.2.3".parse().unwrap()));
     let mut out = [0u8; 64];
-    assert_eq!(stack.get_host_by_address("10.1.2.3".parse().unwrap(), &mut out), Err(nb::Error::Other(Error::NotSupported)));
+    assert_eq!(
+        stack.get_host_by_address("10.1.2.3".parse().unwrap(), &mut out),
+        Err(nb::Error::Other(Error::NotSupported))
+    );
     s.assert_done();
 }
 
@@ -250,7 +259,10 @@ fn bad_arguments_never_reach_the_modem() {
     let modem = up(&s);
     let mut stack = &modem;
     let mut sock = stack.socket().unwrap();
-    assert!(matches!(stack.connect(&mut sock, "127.0.0.1:0".parse().unwrap()), Err(nb::Error::Other(Error::InvalidArgument))));
+    assert!(matches!(
+        stack.connect(&mut sock, "127.0.0.1:0".parse().unwrap()),
+        Err(nb::Error::Other(Error::InvalidArgument))
+    ));
     assert!(matches!(
         stack.get_host_by_name("bad\"name", embedded_nal::AddrType::IPv4),
         Err(nb::Error::Other(Error::InvalidArgument))

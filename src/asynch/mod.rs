@@ -691,7 +691,8 @@ impl<W, C: AsyncClock> Resources<W, C> {
             return Ok(());
         }
         self.housekeeping.signal(());
-        let deadline = self.clock.now_ms() + u64::from(<crate::commands::Qiclose as atat::AtatCmd>::MAX_TIMEOUT_MS) * 12;
+        let deadline =
+            self.clock.now_ms() + u64::from(<crate::commands::Qiclose as atat::AtatCmd>::MAX_TIMEOUT_MS) * 12;
         let done = self.until(|s| s.core.st.sockets.pending_close().is_none().then_some(()));
         match select(done, self.clock.wait_until(deadline)).await {
             Either::First(()) => Ok(()),

@@ -135,7 +135,11 @@ impl<'d, W: Write, C: AsyncClock> embedded_nal_async::UdpStack for Stack<'d, W, 
     type MultiplyBound = UnconnectedUdp<'d, W, C>;
 
     /// A `"UDP"` socket to `remote`, from `local`'s port (0: the modem picks).
-    async fn connect_from(&self, local: SocketAddr, remote: SocketAddr) -> Result<(SocketAddr, ConnectedUdp<'d, W, C>)> {
+    async fn connect_from(
+        &self,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<(SocketAddr, ConnectedUdp<'d, W, C>)> {
         let own = self.local_ip().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         if !local.ip().is_unspecified() && local.ip() != own {
             return Err(Error::InvalidArgument);

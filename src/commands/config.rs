@@ -199,10 +199,9 @@ impl Command for QicfgQuery {
         Ok(match self.0 {
             QicfgName::TransPktSize => QicfgValue::TransPktSize(f.u16().ok_or(p)?),
             QicfgName::TransWaitTm => QicfgValue::TransWaitTm(f.u8().ok_or(p)?),
-            QicfgName::DataFormat => QicfgValue::DataFormat {
-                send_hex: f.u8().ok_or(p)? == 1,
-                recv_hex: f.u8().ok_or(p)? == 1,
-            },
+            QicfgName::DataFormat => {
+                QicfgValue::DataFormat { send_hex: f.u8().ok_or(p)? == 1, recv_hex: f.u8().ok_or(p)? == 1 }
+            }
             QicfgName::ViewMode => QicfgValue::ViewMode(f.u8().ok_or(p)?),
             QicfgName::RecvInd => QicfgValue::RecvInd(f.u8().ok_or(p)? == 1),
             QicfgName::Prefix => {

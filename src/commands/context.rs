@@ -298,7 +298,8 @@ mod tests {
         let cfg = parse(&QicsgpQuery { context_id: 1 }, &["+QICSGP: 1,\"\",\"\",\"\",0"]).unwrap();
         assert_eq!(cfg.context_type, ContextType::Ipv4);
         assert_eq!(cfg.apn.as_str(), "");
-        let st = parse(&QiactRead, &["+QIACT: 1,1,1,\"10.7.157.1\"", "+QIACT: 2,1,2,\"2001:DB8:0:0:0:0:0:1\""]).unwrap();
+        let st =
+            parse(&QiactRead, &["+QIACT: 1,1,1,\"10.7.157.1\"", "+QIACT: 2,1,2,\"2001:DB8:0:0:0:0:0:1\""]).unwrap();
         assert_eq!(st.len(), 2);
         assert_eq!(st[0].ip, Some("10.7.157.1".parse().unwrap()));
         assert_eq!(st[1].context_type, ContextType::Ipv6);

@@ -2,7 +2,9 @@
 
 use core::net::IpAddr;
 
-use super::{Command, DEFAULT_TIMEOUT_MS, MAX_HOSTNAME_LEN, NO_INFO, NoResponse, atat_command, check_context, first_with};
+use super::{
+    Command, DEFAULT_TIMEOUT_MS, MAX_HOSTNAME_LEN, NO_INFO, NoResponse, atat_command, check_context, first_with,
+};
 use crate::error::{Error, Result};
 use crate::wire::{self, Sink, fields};
 
@@ -105,7 +107,11 @@ mod tests {
 
     #[test]
     fn bytes_and_answers() {
-        let cfg = Qidnscfg { context_id: 1, primary: "8.8.8.8".parse().unwrap(), secondary: Some("1.1.1.1".parse().unwrap()) };
+        let cfg = Qidnscfg {
+            context_id: 1,
+            primary: "8.8.8.8".parse().unwrap(),
+            secondary: Some("1.1.1.1".parse().unwrap()),
+        };
         assert_eq!(bytes(&cfg), "AT+QIDNSCFG=1,\"8.8.8.8\",\"1.1.1.1\"\r");
         assert_eq!(bytes(&Qidnscfg { secondary: None, ..cfg }), "AT+QIDNSCFG=1,\"8.8.8.8\"\r");
         assert_eq!(bytes(&QidnscfgQuery { context_id: 1 }), "AT+QIDNSCFG=1\r");

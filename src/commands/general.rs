@@ -469,7 +469,10 @@ mod tests {
     fn answers() {
         assert_eq!(parse(&CpinRead, &["+CPIN: READY"]), Ok(SimState::Ready));
         assert_eq!(parse(&RegistrationRead(Domain::Eps), &["+CEREG: 0,5"]), Ok(Registration::Roaming));
-        assert_eq!(parse(&RegistrationRead(Domain::Cs), &["+CREG: 2,1,\"1A2B\",\"01C3D4E5\",8"]), Ok(Registration::Home));
+        assert_eq!(
+            parse(&RegistrationRead(Domain::Cs), &["+CREG: 2,1,\"1A2B\",\"01C3D4E5\",8"]),
+            Ok(Registration::Home)
+        );
         let id = parse(&Ati, &["Quectel", "BG96", "Revision: BG96MAR02A07M1G"]).unwrap();
         assert_eq!(id.revision.as_str(), "BG96MAR02A07M1G");
         assert_eq!(parse(&Qgmr, &["BG96MAR02A07M1G"]).unwrap().0.as_str(), "BG96MAR02A07M1G");

@@ -109,9 +109,7 @@ pub(crate) use atat_command;
 
 /// Iterates over the `\r\n`-separated lines of an answer, skipping empty ones.
 pub fn lines(resp: &[u8]) -> impl Iterator<Item = &[u8]> {
-    resp.split(|&b| b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-        .filter(|l| !l.is_empty())
+    resp.split(|&b| b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l)).filter(|l| !l.is_empty())
 }
 
 /// The parameters of the first line with `prefix`.

@@ -258,7 +258,12 @@ mod tests {
         assert_eq!(bytes(&Qping { timeout_s: Some(2), count: Some(3), ..p }), "AT+QPING=1,\"www.baidu.com\",2,3\r");
         assert!(refused(&Qping { timeout_s: Some(2), count: Some(11), ..p }));
         assert!(refused(&Qping { timeout_s: None, count: Some(1), ..p }));
-        let n = Qntp { context_id: 1, server: Host::Ip("202.120.2.101".parse().unwrap()), port: Some(123), set_clock: None };
+        let n = Qntp {
+            context_id: 1,
+            server: Host::Ip("202.120.2.101".parse().unwrap()),
+            port: Some(123),
+            set_clock: None,
+        };
         assert_eq!(bytes(&n), "AT+QNTP=1,\"202.120.2.101\",123\r");
         assert_eq!(bytes(&Qntp { port: None, set_clock: Some(true), ..n }), "AT+QNTP=1,\"202.120.2.101\",123,1\r");
         assert_eq!(bytes(&QntpRead), "AT+QNTP?\r");
@@ -268,11 +273,23 @@ mod tests {
     fn ping_lines() {
         assert_eq!(
             PingLine::parse(b"0,\"61.135.169.125\",32,192,255"),
-            Some(PingLine::Reply(PingReply { ip: "61.135.169.125".parse().unwrap(), bytes: 32, time_ms: 192, ttl: 255 }))
+            Some(PingLine::Reply(PingReply {
+                ip: "61.135.169.125".parse().unwrap(),
+                bytes: 32,
+                time_ms: 192,
+                ttl: 255
+            }))
         );
         assert_eq!(
             PingLine::parse(b"0,4,4,0,192,479,287"),
-            Some(PingLine::Summary(PingSummary { sent: 4, received: 4, lost: 0, min_ms: 192, max_ms: 479, avg_ms: 287 }))
+            Some(PingLine::Summary(PingSummary {
+                sent: 4,
+                received: 4,
+                lost: 0,
+                min_ms: 192,
+                max_ms: 479,
+                avg_ms: 287
+            }))
         );
         assert_eq!(PingLine::parse(b"565"), Some(PingLine::Code(565)));
         assert_eq!(PingLine::parse(b"x"), None);

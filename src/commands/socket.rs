@@ -183,7 +183,17 @@ pub fn parse_socket_status(params: &[u8]) -> Result<SocketStatus> {
     let context_id = f.u8().ok_or(Error::Parse)?;
     let server_id = f.u8().ok_or(Error::Parse)?;
     let access_mode = f.u8().and_then(AccessMode::from_code).ok_or(Error::Parse)?;
-    Ok(SocketStatus { connect_id, service_type, ip, remote_port, local_port, state, context_id, server_id, access_mode })
+    Ok(SocketStatus {
+        connect_id,
+        service_type,
+        ip,
+        remote_port,
+        local_port,
+        state,
+        context_id,
+        server_id,
+        access_mode,
+    })
 }
 
 /// Which sockets `AT+QISTATE` lists.
@@ -501,7 +511,10 @@ mod tests {
         assert_eq!(bytes(&Qisend { connect_id: 0, len: None, remote: None }), "AT+QISEND=0\r");
         assert_eq!(bytes(&Qisend { connect_id: 0, len: Some(4), remote: None }), "AT+QISEND=0,4\r");
         let to: SocketAddr = "10.7.89.10:6969".parse().unwrap();
-        assert_eq!(bytes(&Qisend { connect_id: 2, len: Some(10), remote: Some(to) }), "AT+QISEND=2,10,\"10.7.89.10\",6969\r");
+        assert_eq!(
+            bytes(&Qisend { connect_id: 2, len: Some(10), remote: Some(to) }),
+            "AT+QISEND=2,10,\"10.7.89.10\",6969\r"
+        );
         assert_eq!(bytes(&QisendQuery { connect_id: 0 }), "AT+QISEND=0,0\r");
         assert_eq!(bytes(&Qird { connect_id: 0, len: Some(1500) }), "AT+QIRD=0,1500\r");
         assert_eq!(bytes(&Qird { connect_id: 2, len: None }), "AT+QIRD=2\r");
@@ -534,16 +547,26 @@ mod tests {
 
     #[test]
     fn answers() {
-        let st = parse(&Qistate::Socket(0), &["+QISTATE: 0,\"TCP\",\"220.180.239.201\",8705,65514,2,1,0,0,\"usbmodem\""]).unwrap();
+        let st =
+            parse(&Qistate::Socket(0), &["+QISTATE: 0,\"TCP\",\"220.180.239.201\",8705,65514,2,1,0,0,\"usbmodem\""])
+                .unwrap();
         assert_eq!(st[0].service_type, ServiceType::Tcp);
         assert_eq!(st[0].state, SocketState::Connected);
         assert_eq!(st[0].remote_port, 8705);
         assert_eq!(st[0].local_port, 65514);
-        let st = parse(&Qistate::Context(1), &["+QISTATE: 1,\"TCP LISTENER\",\"10.7.157.1\",0,2020,3,1,1,0,\"usbmodem\""]).unwrap();
+        let st =
+            parse(&Qistate::Context(1), &["+QISTATE: 1,\"TCP LISTENER\",\"10.7.157.1\",0,2020,3,1,1,0,\"usbmodem\""])
+                .unwrap();
         assert_eq!(st[0].state, SocketState::Listening);
         assert!(parse(&Qistate::All, &[]).unwrap().is_empty());
-        assert_eq!(parse(&QisendQuery { connect_id: 0 }, &["+QISEND: 9,9,0"]), Ok(SendCounters { total: 9, acked: 9, unacked: 0 }));
-        assert_eq!(parse(&QirdQuery { connect_id: 0 }, &["+QIRD: 5,5,0"]), Ok(ReadCounters { total: 5, read: 5, unread: 0 }));
+        assert_eq!(
+            parse(&QisendQuery { connect_id: 0 }, &["+QISEND: 9,9,0"]),
+            Ok(SendCounters { total: 9, acked: 9, unacked: 0 })
+        );
+        assert_eq!(
+            parse(&QirdQuery { connect_id: 0 }, &["+QIRD: 5,5,0"]),
+            Ok(ReadCounters { total: 5, read: 5, unread: 0 })
+        );
         assert_eq!(parse(&QisdeRead, &["+QISDE: 1"]), Ok(PayloadEcho(true)));
         assert_eq!(<Qiclose as Command>::timeout_ms(&Qiclose { connect_id: 0, timeout_s: None }), 11_000);
     }
