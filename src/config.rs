@@ -23,6 +23,11 @@ pub struct Timeouts {
     pub ps_registration_ms: u32,
     /// How often registration and SIM state are polled.
     pub poll_interval_ms: u32,
+    /// Transparent access mode: the silence before and after `+++` (manual 1.2: at least 1 s).
+    pub guard_time_ms: u32,
+    /// Transparent access mode: bytes that might start `NO CARRIER` are held back until the
+    /// line has been quiet this long.
+    pub transparent_quiet_ms: u32,
 }
 
 impl Default for Timeouts {
@@ -34,6 +39,8 @@ impl Default for Timeouts {
             registration_ms: 90_000,
             ps_registration_ms: 60_000,
             poll_interval_ms: 1_000,
+            guard_time_ms: 1_000,
+            transparent_quiet_ms: 20,
         }
     }
 }

@@ -30,6 +30,10 @@ pub trait DataSink {
     fn push(&mut self, connect_id: u8, start: Option<(usize, Option<SocketAddr>)>, data: &[u8]) -> usize;
     /// Bytes received in transparent access mode. Returns how many were taken.
     fn transparent(&mut self, data: &[u8]) -> usize;
+    /// Room left in the host buffer of a direct-push socket (`None`: no buffer).
+    fn push_room(&self, _connect_id: u8) -> Option<usize> {
+        None
+    }
 }
 
 /// A sink that takes nothing (payload arriving with nowhere to go is counted as lost).
@@ -113,6 +117,8 @@ impl Pending {
 pub struct DnsState {
     /// A query is running.
     pub pending: bool,
+    /// When the running query is given up (its owner may have gone away).
+    pub until: u64,
     /// The result: addresses, or the error code.
     pub result: Option<Result<(), u16>>,
     /// Addresses received so far.
@@ -126,6 +132,10 @@ pub struct DnsState {
 pub struct PingState {
     /// A ping is running.
     pub pending: bool,
+    /// When the running ping is given up.
+    pub until: u64,
+    /// How many requests the ping sends (replies before the summary).
+    pub expected: u8,
     /// Replies so far (and failed requests, as codes).
     pub replies: heapless::Vec<Result<PingReply, u16>, 10>,
     /// The final line: statistics or the error code.
@@ -137,6 +147,8 @@ pub struct PingState {
 pub struct NtpState {
     /// A synchronisation is running.
     pub pending: bool,
+    /// When the running synchronisation is given up.
+    pub until: u64,
     /// The result.
     pub done: Option<Result<NtpTime, u16>>,
 }
@@ -282,9 +294,9 @@ impl Core {
             st: State {
                 sockets: SocketTable::new(),
                 cmd: Pending::new(),
-                dns: DnsState { pending: false, result: None, addresses: heapless::Vec::new(), expected: 0 },
-                ping: PingState { pending: false, replies: heapless::Vec::new(), done: None },
-                ntp: NtpState { pending: false, done: None },
+                dns: DnsState { pending: false, until: 0, result: None, addresses: heapless::Vec::new(), expected: 0 },
+                ping: PingState { pending: false, until: 0, expected: 4, replies: heapless::Vec::new(), done: None },
+                ntp: NtpState { pending: false, until: 0, done: None },
                 modem: ModemStatus {
                     rebooted: false,
                     app_ready: false,
@@ -506,6 +518,14 @@ impl State {
             Event::DataEnd => {
                 if let Frame::Push { connect_id, .. } = self.frame {
                     self.changes.sockets |= 1 << connect_id;
+                    // a buffer that cannot take two more full frames: let the modem keep the data
+                    if sink.push_room(connect_id).is_some_and(|room| room < 2 * crate::commands::MAX_READ)
+                        && let Some(slot) = self.sockets.get_mut(connect_id)
+                        && !slot.push_throttle
+                    {
+                        slot.push_throttle = true;
+                        self.changes.modem = true;
+                    }
                 }
                 self.frame = Frame::None;
             }
@@ -741,7 +761,9 @@ impl State {
                             let _ = self.ping.replies.push(Ok(r));
                         }
                         PingLine::Summary(s) => self.ping.done = Some(Ok(s)),
-                        PingLine::Code(569) => {
+                        // a timed-out request, unless every request has been answered: then
+                        // it is the final result
+                        PingLine::Code(569) if self.ping.replies.len() < usize::from(self.ping.expected) => {
                             let _ = self.ping.replies.push(Err(569));
                         }
                         PingLine::Code(c) => self.ping.done = Some(Err(c)),

@@ -8,8 +8,8 @@ use core::net::IpAddr;
 use crate::channel::{Channel, command, command_with, last_error};
 use crate::commands::{
     AccessMode, At, Ate, Cmee, Command, CpinRead, Domain, Host, MAX_READ, Qgmr, Qiact, QiactRead, Qicfg, QicfgSetting,
-    Qiclose, Qicsgp, Qideact, Qidnsgip, Qiopen, Qird, Qisde, Qistate, Qurccfg, RegistrationRead, Revision, ServiceType,
-    SimState,
+    Qiclose, Qicsgp, Qideact, Qidnsgip, Qiopen, Qird, Qisde, Qistate, Qiswtmd, Qurccfg, RegistrationRead, Revision,
+    ServiceType, SimState,
 };
 use crate::config::Config;
 use crate::core::Kind;
@@ -153,10 +153,11 @@ pub async fn deactivate_context<Ch: Channel>(ch: &mut Ch, context_id: u8) -> Res
     command(ch, &Qideact { context_id }).await?;
     ch.state(|s| {
         s.modem.set_context_active(context_id, false);
-        // QIDEACT closes every connection of the context at the modem
+        // QIDEACT closes every connection of the context at the modem, without URCs
         for (_, slot) in s.sockets.iter_mut() {
-            if slot.state == SlotState::PendingClose && slot.context_id == context_id {
-                slot.release(SlotState::Free, None);
+            if slot.state != SlotState::Free && slot.context_id == context_id {
+                let reason = (slot.state != SlotState::PendingClose).then_some(Error::ContextDeactivated(context_id));
+                slot.release(SlotState::Free, reason);
             }
         }
     });
@@ -348,18 +349,22 @@ pub async fn finish_open<Ch: Channel>(ch: &mut Ch, r: SlotRef) -> Result<()> {
     }
 }
 
-/// Starts `AT+QIDNSGIP` (one query at a time).
+/// Starts `AT+QIDNSGIP` (one query at a time: [`Error::Busy`] while another runs).
 pub async fn start_dns<Ch: Channel>(ch: &mut Ch, context_id: u8, hostname: &str) -> Result<()> {
-    if ch.state(|s| s.dns.pending) {
+    crate::commands::Qidnsgip { context_id, hostname }.write_to(&mut crate::wire::Discard)?;
+    ensure_context(ch, context_id).await?;
+    let now = ch.now_ms();
+    let until = now + u64::from(<Qidnsgip<'_> as atat::AtatCmd>::MAX_TIMEOUT_MS);
+    let claimed = ch.state(|s| {
+        if s.dns.pending && now < s.dns.until {
+            return false;
+        }
+        s.dns = crate::core::DnsState { pending: true, until, ..Default::default() };
+        true
+    });
+    if !claimed {
         return Err(Error::Busy);
     }
-    ensure_context(ch, context_id).await?;
-    ch.state(|s| {
-        s.dns.pending = true;
-        s.dns.result = None;
-        s.dns.addresses.clear();
-        s.dns.expected = 0;
-    });
     let r = command(ch, &Qidnsgip { context_id, hostname }).await;
     if r.is_err() {
         ch.state(|s| s.dns.pending = false);
@@ -397,7 +402,17 @@ pub async fn resolve<Ch: Channel>(
     if let Some(ip) = crate::wire::parse_ip(hostname.as_bytes()) {
         return Ok(ip);
     }
-    start_dns(ch, context_id, hostname).await?;
+    // one query at a time: wait for a running one to finish
+    let deadline = ch.now_ms() + u64::from(<Qidnsgip<'_> as atat::AtatCmd>::MAX_TIMEOUT_MS);
+    loop {
+        match start_dns(ch, context_id, hostname).await {
+            Err(Error::Busy) => {
+                let now = ch.now_ms();
+                ch.wait_for(deadline, |s| (!s.dns.pending || now >= s.dns.until).then_some(())).await?;
+            }
+            other => break other?,
+        }
+    }
     let deadline = ch.now_ms() + u64::from(<Qidnsgip<'_> as atat::AtatCmd>::MAX_TIMEOUT_MS);
     match ch.wait_for(deadline, |s| dns_result(s, &addr_type)).await {
         Ok(r) => r,
@@ -458,4 +473,153 @@ pub async fn read_socket<Ch: Channel>(ch: &mut Ch, r: SlotRef, buf: &mut [u8]) -
         }
         Ok(ReadOutcome::Data { len: info.len, remote: info.remote.or(slot.remote) })
     })
+}
+
+/// Switches a socket's data access mode with `AT+QISWTMD` (buffer or direct push; transparent
+/// mode is entered through the fronts, which own the byte stream then).
+pub async fn switch_mode<Ch: Channel>(ch: &mut Ch, r: SlotRef, mode: AccessMode) -> Result<()> {
+    let slot = ch.state(|s| s.sockets.current(r).copied())?;
+    if mode == AccessMode::Transparent || slot.service != ServiceType::Tcp && slot.service != ServiceType::TcpIncoming {
+        return Err(Error::InvalidArgument);
+    }
+    if slot.mode == mode {
+        return Ok(());
+    }
+    let cmd = Qiswtmd { connect_id: r.connect_id, access_mode: mode };
+    command_with(ch, &cmd, Kind::Switch { connect_id: r.connect_id, mode }, cmd.timeout_ms()).await?;
+    ch.state(|s| {
+        if let Ok(slot) = s.sockets.current_mut(r) {
+            slot.push_throttle = false;
+        }
+    });
+    Ok(())
+}
+
+/// Switches direct-push sockets whose host buffer is nearly full to buffer access mode: the
+/// peer's data then waits in the modem (and behind it, in TCP flow control) instead of being
+/// lost. Reads take the buffered data first, then continue with `AT+QIRD`.
+pub async fn apply_throttles<Ch: Channel>(ch: &mut Ch) -> Result<()> {
+    while let Some(r) = ch.state(|s| s.sockets.throttled()) {
+        if let Err(e) = switch_mode(ch, r, AccessMode::Buffer).await {
+            ch.state(|s| {
+                if let Ok(slot) = s.sockets.current_mut(r) {
+                    slot.push_throttle = false;
+                }
+            });
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// The outcome of [`ping`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PingResult {
+    /// One entry per request: the reply, or why there was none (e.g. 569, timeout).
+    pub replies: heapless::Vec<core::result::Result<crate::commands::PingReply, ErrorCode>, 10>,
+    /// The statistics of the modem's summary line.
+    pub summary: crate::commands::PingSummary,
+}
+
+/// `AT+QPING`: pings `host` and waits for every reply and the summary (one ping at a time).
+pub async fn ping<Ch: Channel>(
+    ch: &mut Ch,
+    context_id: u8,
+    host: Host<'_>,
+    timeout_s: Option<u8>,
+    count: Option<u8>,
+) -> Result<PingResult> {
+    let cmd = crate::commands::Qping { context_id, host, timeout_s, count };
+    cmd.write_to(&mut crate::wire::Discard)?;
+    ensure_context(ch, context_id).await?;
+    let now = ch.now_ms();
+    let until = now + u64::from(cmd.results_timeout_ms());
+    let expected = count.unwrap_or(4);
+    let claimed = ch.state(|s| {
+        if s.ping.pending && now < s.ping.until {
+            return false;
+        }
+        s.ping = crate::core::PingState { pending: true, until, expected, ..Default::default() };
+        true
+    });
+    if !claimed {
+        return Err(Error::Busy);
+    }
+    let result = async {
+        command(ch, &cmd).await?;
+        ch.wait_for(until, |s| s.ping.done.take()).await
+    }
+    .await;
+    let replies = ch.state(|s| {
+        s.ping.pending = false;
+        s.ping.replies.iter().map(|r| r.map_err(ErrorCode::from_code)).collect()
+    });
+    match result? {
+        Ok(summary) => Ok(PingResult { replies, summary }),
+        Err(code) => Err(Error::Modem(ErrorCode::from_code(code))),
+    }
+}
+
+/// `AT+QNTP`: synchronises with an NTP server and returns the time it gave (one at a time).
+pub async fn sync_time<Ch: Channel>(
+    ch: &mut Ch,
+    context_id: u8,
+    server: Host<'_>,
+    port: Option<u16>,
+    set_clock: Option<bool>,
+) -> Result<crate::commands::NtpTime> {
+    let cmd = crate::commands::Qntp { context_id, server, port, set_clock };
+    cmd.write_to(&mut crate::wire::Discard)?;
+    ensure_context(ch, context_id).await?;
+    let now = ch.now_ms();
+    let until = now + u64::from(cmd.results_timeout_ms());
+    let claimed = ch.state(|s| {
+        if s.ntp.pending && now < s.ntp.until {
+            return false;
+        }
+        s.ntp = crate::core::NtpState { pending: true, until, done: None };
+        true
+    });
+    if !claimed {
+        return Err(Error::Busy);
+    }
+    let result = async {
+        command(ch, &cmd).await?;
+        ch.wait_for(until, |s| s.ntp.done.take()).await
+    }
+    .await;
+    ch.state(|s| s.ntp.pending = false);
+    result?.map_err(|code| Error::Modem(ErrorCode::from_code(code)))
+}
+
+/// `AT+QICFG`: changes a setting. The stack reads text data with header and data on separate
+/// lines, so hex data formats and view mode 1 are refused ([`Error::NotSupported`]).
+pub async fn configure<Ch: Channel>(ch: &mut Ch, setting: QicfgSetting<'_>) -> Result<()> {
+    match setting {
+        QicfgSetting::DataFormat { send_hex: true, .. }
+        | QicfgSetting::DataFormat { recv_hex: true, .. }
+        | QicfgSetting::ViewMode(1..) => return Err(Error::NotSupported),
+        _ => {}
+    }
+    command(ch, &Qicfg(setting)).await?;
+    if let QicfgSetting::RecvInd(on) = setting {
+        ch.state(|s| s.modem.recvind = on);
+    }
+    Ok(())
+}
+
+/// `AT+QISDE`: payload echo on or off (the stack skips the echo either way).
+pub async fn set_payload_echo<Ch: Channel>(ch: &mut Ch, echo: bool) -> Result<()> {
+    command(ch, &Qisde { echo }).await?;
+    ch.state(|s| s.modem.payload_echo = echo);
+    Ok(())
+}
+
+/// `AT+QISENDEX`: sends bytes written as hex (1–256 bytes; `SEND FAIL` is [`Error::SendFail`]).
+pub async fn send_hex<Ch: Channel>(ch: &mut Ch, r: SlotRef, data: &[u8]) -> Result<()> {
+    let slot = ch.state(|s| s.sockets.current(r).copied())?;
+    if matches!(slot.service, ServiceType::UdpService | ServiceType::TcpListener) {
+        return Err(Error::InvalidArgument);
+    }
+    command(ch, &crate::commands::Qisendex { connect_id: r.connect_id, data }).await.map(|_| ())
 }

@@ -98,19 +98,23 @@ impl PushStores {
         self.rings.get_mut(usize::from(connect_id))?.take().map(Ring::into_inner)
     }
 
-    /// Stores pushed bytes; returns how many fit. When the ring can no longer take a whole
-    /// `+QIRD`-sized frame, the socket is marked for falling back to buffer access mode.
-    pub fn push(&mut self, connect_id: u8, data: &[u8], st: &mut crate::core::State) -> usize {
-        let Some(ring) = self.get_mut(connect_id) else {
-            return 0;
-        };
-        let n = ring.write(data);
-        if ring.free() < crate::commands::MAX_READ
-            && let Some(slot) = st.sockets.get_mut(connect_id)
-        {
-            slot.push_throttle = true;
+    /// Stores pushed bytes for a connectID; returns how many fit (0 without a ring).
+    pub fn push(&mut self, connect_id: u8, data: &[u8]) -> usize {
+        self.get_mut(connect_id).map_or(0, |r| r.write(data))
+    }
+
+    /// Room left in the ring of a connectID.
+    pub fn room(&self, connect_id: u8) -> Option<usize> {
+        self.rings.get(usize::from(connect_id)).and_then(Option::as_ref).map(Ring::free)
+    }
+
+    /// Takes stored bytes of a connectID; `None` when there is no ring or it is empty.
+    pub fn read(&mut self, connect_id: u8, out: &mut [u8]) -> Option<usize> {
+        let ring = self.get_mut(connect_id)?;
+        if ring.is_empty() || out.is_empty() {
+            return None;
         }
-        n
+        Some(ring.read(out))
     }
 }
 

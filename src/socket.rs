@@ -61,6 +61,9 @@ pub struct Slot {
     pub peer_closed: bool,
     /// Direct-push bytes dropped because the host buffer was full.
     pub push_lost: u32,
+    /// The host buffer of a direct-push socket is nearly full: switch it to buffer access mode
+    /// so further data waits in the modem.
+    pub push_throttle: bool,
     /// Counts `recv`/`closed` URCs (wrapping), so a read can tell whether one arrived while it
     /// ran.
     pub rx_events: u8,
@@ -84,6 +87,7 @@ impl Slot {
             rx_known: 0,
             peer_closed: false,
             push_lost: 0,
+            push_throttle: false,
             rx_events: 0,
             lost: None,
         }
@@ -194,6 +198,13 @@ impl SocketTable {
     /// How many slots are not free.
     pub fn in_use(&self) -> usize {
         self.slots.iter().filter(|s| s.state != SlotState::Free).count()
+    }
+
+    /// A direct-push socket whose host buffer is nearly full.
+    pub fn throttled(&self) -> Option<SlotRef> {
+        self.iter()
+            .find(|(_, s)| s.push_throttle && s.mode == AccessMode::DirectPush && s.state == SlotState::Open)
+            .map(|(id, s)| SlotRef { connect_id: id, generation: s.generation })
     }
 
     /// A slot that needs `AT+QICLOSE` before it can be reused.

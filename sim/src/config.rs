@@ -71,6 +71,10 @@ pub struct SimConfig {
     /// Per-socket send buffer of the modem (default 16384 bytes): bytes accepted by `QISEND`
     /// but not yet written to the host socket. A `QISEND` that does not fit answers `SEND FAIL`.
     pub socket_tx_capacity: usize,
+    /// Bytes of modem output that may wait for the host before direct-push and transparent
+    /// data are held back (default 65536). A small value models a UART with RTS/CTS flow
+    /// control, where the modem stops when the host does not read.
+    pub host_buffer: usize,
     /// Timestamped wire log file (appended; `None` = no file).
     pub log: Option<PathBuf>,
     /// How long `AT+QNTP` waits for the server's answer before reporting error 569
@@ -94,6 +98,7 @@ impl Default for SimConfig {
             deferred_delay: Duration::from_millis(20),
             socket_rx_capacity: 32 * 1024,
             socket_tx_capacity: 16 * 1024,
+            host_buffer: 64 * 1024,
             log: None,
             ntp_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),

@@ -232,6 +232,7 @@ fn run(shared: Arc<Shared>, config: SimConfig) {
     let rx_cap = config.socket_rx_capacity.max(1);
     let connect_timeout = config.connect_timeout;
     let ntp_timeout = config.ntp_timeout.min(Duration::from_secs(86_400));
+    let host_buffer = config.host_buffer.max(64);
     let mut modem = Modem::new(config, Instant::now());
     let mut handles: HashMap<u64, Handle> = HashMap::new();
     let mut parked: HashMap<u64, TcpStream> = HashMap::new();
@@ -274,7 +275,7 @@ fn run(shared: Arc<Shared>, config: SimConfig) {
                 w.wake();
             }
         }
-        modem.set_room(OUT_SOFT_CAP.saturating_sub(shared.out_len()));
+        modem.set_room(host_buffer.saturating_sub(shared.out_len()));
 
         // 2. Process.
         for ev in events {

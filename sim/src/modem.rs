@@ -1178,9 +1178,10 @@ impl Modem {
                 }
                 return;
             };
-            let data = &front.data[front.pos..];
+            // one URC carries at most what one AT+QIRD could (1500 bytes), like the modem
+            let data = &front.data[front.pos..(front.pos + MAX_READ).min(front.data.len())];
             let need = data.len() * if recv_hex { 2 } else { 1 } + 64;
-            if need > room && self.room < usize::MAX && room < crate::pipe::OUT_SOFT_CAP {
+            if need > room && self.room < usize::MAX && room < self.cfg.host_buffer {
                 self.wants_room = true;
                 return;
             }
@@ -1198,7 +1199,12 @@ impl Modem {
             bytes.extend_from_slice(if viewmode == 1 { b"," } else { b"\r\n" });
             bytes.extend_from_slice(&payload);
             bytes.extend_from_slice(b"\r\n");
-            s.rx.pop_front();
+            if let Some(front) = s.rx.front_mut() {
+                front.pos += n;
+                if front.pos >= front.data.len() {
+                    s.rx.pop_front();
+                }
+            }
             s.rx_len -= n;
             s.rx_read += n as u64;
             let token = s.token;

@@ -63,6 +63,39 @@ pub trait Command: atat::AtatCmd {
     }
 }
 
+/// Commands that change nothing the stack keeps track of: they can be run with the stacks'
+/// generic `command` method. Commands that open, close, switch or feed sockets, activate
+/// contexts, change the framing the stack reads, or deliver deferred results are reachable
+/// through the stacks' dedicated methods instead, which keep the stack's state right.
+pub trait Stateless: Command {}
+
+macro_rules! stateless {
+    ($($ty:ty),* $(,)?) => { $(impl Stateless for $ty {})* };
+}
+
+stateless!(
+    At,
+    Ati,
+    Qgmr,
+    CpinRead,
+    RegistrationRead,
+    CclkRead,
+    Cmee,
+    Ifc,
+    Qigeterror,
+    QiactRead,
+    QicsgpQuery,
+    Qistate,
+    QisendQuery,
+    QirdQuery,
+    QidnscfgQuery,
+    Qidnscfg,
+    QicfgQuery,
+    QisdeRead,
+    QntpRead
+);
+impl Stateless for Qicsgp<'_> {}
+
 /// [`Command::PREFIX`] of commands that have no information lines: every line that arrives
 /// while they run is a URC.
 pub const NO_INFO: &[u8] = b"\0";

@@ -245,3 +245,47 @@ pub fn bring_up_script(s: &Script) {
 pub fn config() -> quectel_bg96::config::Config {
     quectel_bg96::config::Config::new("internet").unwrap()
 }
+
+/// Real time, for blocking tests against the simulator.
+#[derive(Clone, Copy)]
+pub struct StdClock(pub std::time::Instant);
+
+impl Default for StdClock {
+    fn default() -> Self {
+        Self(std::time::Instant::now())
+    }
+}
+
+impl quectel_bg96::clock::Clock for StdClock {
+    fn now_ms(&self) -> u64 {
+        self.0.elapsed().as_millis() as u64
+    }
+}
+
+/// A simulator and a brought-up blocking stack on it.
+pub fn sim_modem(
+    sim_config: bg96_sim::SimConfig,
+    config: quectel_bg96::config::Config,
+) -> (bg96_sim::Simulator, quectel_bg96::blocking::Bg96<bg96_sim::HostPort, StdClock>) {
+    let (sim, port) = bg96_sim::Simulator::spawn(sim_config);
+    let modem = quectel_bg96::blocking::Bg96::new(port, StdClock::default(), config);
+    modem.bring_up().expect("bring-up");
+    (sim, modem)
+}
+
+/// Payload made of AT framing and every byte value.
+pub fn nasty_payload(len: usize) -> Vec<u8> {
+    let pieces: [&[u8]; 5] = [b"\r\nOK\r\n", b"\r\n> ", b"+QIURC: \"closed\",0\r\n", b"RDY\r\n", b"+QIRD: 9999\r\n"];
+    let mut v = Vec::with_capacity(len);
+    let mut i = 0usize;
+    while v.len() < len {
+        if i.is_multiple_of(3) {
+            v.extend_from_slice(pieces[(i / 3) % pieces.len()]);
+        } else {
+            v.extend((0..=255u8).take(len - v.len().min(len)));
+        }
+        i += 1;
+    }
+    v.truncate(len);
+    v
+}

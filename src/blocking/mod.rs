@@ -28,10 +28,17 @@ use crate::clock::Clock;
 use crate::commands::{AccessMode, Command, Host, MAX_SEND, Qird, Qisend, ServiceType};
 use crate::config::Config;
 use crate::core::{Core, DataSink, Kind, State, Stats};
+use crate::ring::{PushStores, Ring};
+
+mod transparent;
 use crate::error::{Error, Result};
 use crate::modem::{self, ModemInfo, OpenParams};
 use crate::socket::{CONNECT_IDS, SlotRef, SlotState};
 use crate::wire::{Discard, Sink};
+pub use transparent::Transparent;
+
+/// Smallest buffer for [`Bg96::enable_direct_push`].
+pub const MIN_PUSH_BUFFER: usize = 4096;
 
 /// Bytes read from the serial port per poll.
 const RX_CHUNK: usize = 64;
@@ -43,40 +50,106 @@ pub struct Bg96<S, C> {
     inner: RefCell<Inner<S, C>>,
 }
 
-/// Where the front keeps what the ingress hands over outside of a `+QIRD` read.
-struct Stores;
+/// Where the front keeps what the ingress hands over outside of a `+QIRD` read: direct-push
+/// data in the rings the user lent, transparent-mode bytes in a small carry buffer until the
+/// transparent stream's next `read`.
+struct Stores {
+    push: PushStores,
+    carry: heapless::Deque<u8, TRANSPARENT_CARRY>,
+    /// The connection the carried transparent bytes belong to.
+    carry_owner: Option<SlotRef>,
+}
+
+impl Stores {
+    /// Takes carried transparent-mode bytes of `r` (bytes that arrived while leaving
+    /// transparent mode).
+    fn take_carry(&mut self, r: SlotRef, out: &mut [u8]) -> Option<usize> {
+        if self.carry_owner != Some(r) || self.carry.is_empty() || out.is_empty() {
+            return None;
+        }
+        let mut n = 0;
+        for o in out.iter_mut() {
+            match self.carry.pop_front() {
+                Some(b) => {
+                    *o = b;
+                    n += 1;
+                }
+                None => break,
+            }
+        }
+        if self.carry.is_empty() {
+            self.carry_owner = None;
+        }
+        Some(n)
+    }
+}
+
+/// Transparent-mode bytes that arrive while the stream's reader is not there (e.g. while the
+/// escape sequence runs) are kept up to this many.
+const TRANSPARENT_CARRY: usize = 64;
 
 impl DataSink for Stores {
     fn read(&mut self, _: &[u8]) {}
-    fn push(&mut self, _: u8, _: Option<(usize, Option<SocketAddr>)>, _: &[u8]) -> usize {
-        0
+    fn push(&mut self, id: u8, _: Option<(usize, Option<SocketAddr>)>, data: &[u8]) -> usize {
+        self.push.push(id, data)
     }
-    fn transparent(&mut self, _: &[u8]) -> usize {
-        0
+    fn transparent(&mut self, data: &[u8]) -> usize {
+        data.iter().take_while(|&&b| self.carry.push_back(b).is_ok()).count()
+    }
+    fn push_room(&self, id: u8) -> Option<usize> {
+        self.push.room(id)
     }
 }
 
-/// The sink of a `+QIRD` read: payload into the caller's buffer, the rest to the stores.
+/// Where a pump delivers payload: a `+QIRD` answer or transparent-mode bytes go straight into
+/// the caller's buffer.
+enum Dest<'a> {
+    /// Nobody is reading: payload goes to the stores.
+    None,
+    /// The payload of the running `AT+QIRD`.
+    Read(&'a mut [u8], &'a mut usize),
+    /// Transparent-mode bytes (what does not fit goes to the carry buffer).
+    Transparent(&'a mut [u8], &'a mut usize),
+}
+
+/// The sink of a read: payload into the caller's buffer, the rest to the stores.
 struct ReadSink<'a> {
     dest: &'a mut [u8],
     pos: usize,
+    transparent: bool,
     stores: &'a mut Stores,
 }
 
-impl DataSink for ReadSink<'_> {
-    fn read(&mut self, data: &[u8]) {
+impl ReadSink<'_> {
+    fn copy(&mut self, data: &[u8]) -> usize {
         let end = (self.pos + data.len()).min(self.dest.len());
         let n = end.saturating_sub(self.pos);
         if let (Some(dst), Some(src)) = (self.dest.get_mut(self.pos..end), data.get(..n)) {
             dst.copy_from_slice(src);
         }
         self.pos = end;
+        n
+    }
+}
+
+impl DataSink for ReadSink<'_> {
+    fn read(&mut self, data: &[u8]) {
+        if !self.transparent {
+            self.copy(data);
+        }
     }
     fn push(&mut self, id: u8, start: Option<(usize, Option<SocketAddr>)>, data: &[u8]) -> usize {
         self.stores.push(id, start, data)
     }
     fn transparent(&mut self, data: &[u8]) -> usize {
-        self.stores.transparent(data)
+        if !self.transparent {
+            return self.stores.transparent(data);
+        }
+        let n = self.copy(data);
+        n + self.stores.transparent(data.get(n..).unwrap_or(&[]))
+    }
+    fn push_room(&self, id: u8) -> Option<usize> {
+        self.stores.push_room(id)
     }
 }
 
@@ -127,29 +200,41 @@ fn serial_error<E: embedded_io::Error>(e: E) -> Error {
 
 impl<S: Read + ReadReady + Write, C: Clock> Inner<S, C> {
     /// Reads what the serial port has (one chunk) and feeds it to the engine.
-    fn pump(&mut self, dest: Option<(&mut [u8], &mut usize)>) -> Result<bool> {
+    fn pump(&mut self, dest: Dest<'_>) -> Result<bool> {
         if !self.serial.read_ready().map_err(serial_error)? {
             return Ok(false);
         }
         let n = self.serial.read(&mut self.rx).map_err(serial_error)?;
         let input = self.rx.get(..n).unwrap_or(&[]);
-        match dest {
-            Some((dest, pos)) => {
-                let mut sink = ReadSink { dest, pos: *pos, stores: &mut self.stores };
-                self.core.feed(input, &mut sink);
-                *pos = sink.pos;
-            }
-            None => {
+        let (dest, pos, transparent) = match dest {
+            Dest::None => {
                 self.core.feed(input, &mut self.stores);
+                return Ok(n > 0);
             }
-        }
+            Dest::Read(d, p) => (d, p, false),
+            Dest::Transparent(d, p) => (d, p, true),
+        };
+        let mut sink = ReadSink { dest, pos: *pos, transparent, stores: &mut self.stores };
+        self.core.feed(input, &mut sink);
+        *pos = sink.pos;
         Ok(n > 0)
     }
 
-    /// Processes everything the modem has sent so far, without waiting.
+    /// Processes everything the modem has sent so far, without waiting, and switches
+    /// direct-push sockets whose buffer filled up to buffer access mode.
     fn poll(&mut self) -> Result<()> {
-        while self.pump(None)? {}
-        Ok(())
+        if self.core.st.modem.transparent.is_some() {
+            return Err(Error::Busy);
+        }
+        loop {
+            // a direct-push buffer filling up is dealt with before more input is read
+            if self.core.st.sockets.throttled().is_some() {
+                block_on(modem::apply_throttles(self))?;
+            }
+            if !self.pump(Dest::None)? {
+                return Ok(());
+            }
+        }
     }
 
     fn write_command<Cmd: Command>(&mut self, cmd: &Cmd) -> Result<()> {
@@ -185,7 +270,10 @@ impl<S: Read + ReadReady + Write, C: Clock> Inner<S, C> {
             if self.clock.now_ms() >= deadline {
                 return Err(Error::Timeout);
             }
-            let d = dest.as_mut().map(|(d, p)| (&mut **d, &mut **p));
+            let d = match dest.as_mut() {
+                Some((d, p)) => Dest::Read(d, p),
+                None => Dest::None,
+            };
             self.pump(d)?;
         }
     }
@@ -199,7 +287,7 @@ impl<S: Read + ReadReady + Write, C: Clock> Channel for Inner<S, C> {
     async fn sleep_ms(&mut self, ms: u32) {
         let deadline = self.clock.now_ms() + u64::from(ms);
         while self.clock.now_ms() < deadline {
-            if self.pump(None).is_err() {
+            if self.pump(Dest::None).is_err() {
                 break;
             }
         }
@@ -225,7 +313,7 @@ impl<S: Read + ReadReady + Write, C: Clock> Channel for Inner<S, C> {
                 if self.clock.now_ms() >= deadline {
                     return Err(Error::Timeout);
                 }
-                self.pump(None)?;
+                self.pump(Dest::None)?;
             }
             self.serial.write_all(data).map_err(serial_error)?;
             self.serial.flush().map_err(serial_error)?;
@@ -256,7 +344,7 @@ impl<S: Read + ReadReady + Write, C: Clock> Channel for Inner<S, C> {
             if self.clock.now_ms() >= deadline_ms {
                 return Err(Error::Timeout);
             }
-            self.pump(None)?;
+            self.pump(Dest::None)?;
         }
     }
 
@@ -278,7 +366,7 @@ impl<S: Read + ReadReady + Write, C: Clock> Bg96<S, C> {
                 serial,
                 clock,
                 core: Core::new(),
-                stores: Stores,
+                stores: Stores { push: PushStores::new(), carry: heapless::Deque::new(), carry_owner: None },
                 config,
                 rx: [0; RX_CHUNK],
                 handles: 0,
@@ -311,11 +399,166 @@ impl<S: Read + ReadReady + Write, C: Clock> Bg96<S, C> {
         self.inner.borrow_mut().poll()
     }
 
-    /// Runs any typed command of [`crate::commands`] and returns its parsed answer. A bare
-    /// `ERROR` of a TCP/IP command is reported with the code from `AT+QIGETERROR`.
-    pub fn command<Cmd: Command>(&self, cmd: &Cmd) -> Result<Cmd::Response> {
-        let mut inner = self.inner.borrow_mut();
-        block_on(channel::command(&mut *inner, cmd))
+    /// Runs a typed command that changes nothing the stack keeps track of (see
+    /// [`Stateless`](crate::commands::Stateless)) and returns its parsed answer. A bare `ERROR`
+    /// of a TCP/IP command is reported with the code from `AT+QIGETERROR`.
+    ///
+    /// ```no_run
+    /// # fn f<S: embedded_io::Read + embedded_io::ReadReady + embedded_io::Write, C: quectel_bg96::clock::Clock>(modem: &quectel_bg96::blocking::Bg96<S, C>) -> quectel_bg96::Result<()> {
+    /// use quectel_bg96::commands::{Qistate, QicfgQuery, QicfgName};
+    /// let sockets = modem.command(&Qistate::All)?;
+    /// let pkt = modem.command(&QicfgQuery(QicfgName::TransPktSize))?;
+    /// # Ok(()) }
+    /// ```
+    pub fn command<Cmd: crate::commands::Stateless>(&self, cmd: &Cmd) -> Result<Cmd::Response> {
+        self.run(|i| block_on(channel::command(i, cmd)))
+    }
+
+    /// Runs `f` on the stack when it is free to take a command.
+    fn run<R>(&self, f: impl FnOnce(&mut Inner<S, C>) -> Result<R>) -> Result<R> {
+        self.with(|i| {
+            i.poll()?;
+            f(i)
+        })
+    }
+
+    /// Activates a PDP context (`AT+QIACT`, up to 150 s) unless it is active, and returns its
+    /// local address.
+    pub fn activate_context(&self, context_id: u8) -> Result<Option<IpAddr>> {
+        self.run(|i| block_on(modem::activate_context(i, context_id)))
+    }
+
+    /// Deactivates a PDP context (`AT+QIDEACT`, up to 40 s); its sockets are gone afterwards.
+    pub fn deactivate_context(&self, context_id: u8) -> Result<()> {
+        self.run(|i| block_on(modem::deactivate_context(i, context_id)))
+    }
+
+    /// The active contexts and their addresses (`AT+QIACT?`).
+    pub fn contexts(&self) -> Result<crate::commands::ContextStates> {
+        self.command(&crate::commands::QiactRead)
+    }
+
+    /// Pings `host` (name or address) on the stack's context (`AT+QPING`) and waits for every
+    /// reply and the summary. `timeout_s` per request (1–255, default 4), `count` requests
+    /// (1–10, default 4).
+    pub fn ping(&self, host: &str, timeout_s: Option<u8>, count: Option<u8>) -> Result<modem::PingResult> {
+        self.run(|i| {
+            let cid = i.config.context_id;
+            block_on(modem::ping(i, cid, Host::from(host), timeout_s, count))
+        })
+    }
+
+    /// Synchronises the modem's clock with an NTP server (`AT+QNTP`, up to 125 s) and returns
+    /// the time it gave. `set_clock` also sets the modem's clock (`AT+CCLK`).
+    pub fn sync_time(&self, server: &str, port: Option<u16>, set_clock: bool) -> Result<crate::commands::NtpTime> {
+        self.run(|i| {
+            let cid = i.config.context_id;
+            block_on(modem::sync_time(i, cid, Host::from(server), port, Some(set_clock)))
+        })
+    }
+
+    /// The DNS servers of the stack's context (`AT+QIDNSCFG=<contextID>`).
+    pub fn dns_servers(&self) -> Result<crate::commands::DnsServers> {
+        let context_id = self.with(|i| i.config.context_id);
+        self.command(&crate::commands::QidnscfgQuery { context_id })
+    }
+
+    /// Sets the DNS servers of the stack's context (the modem refuses until it is active).
+    pub fn set_dns_servers(&self, primary: IpAddr, secondary: Option<IpAddr>) -> Result<()> {
+        let context_id = self.with(|i| i.config.context_id);
+        self.command(&crate::commands::Qidnscfg { context_id, primary, secondary }).map(|_| ())
+    }
+
+    /// The code and text of the last TCP/IP error (`AT+QIGETERROR`).
+    pub fn last_error(&self) -> Result<crate::commands::LastError> {
+        self.command(&crate::commands::Qigeterror)
+    }
+
+    /// Changes an `AT+QICFG` setting. Hex data formats and view mode 1 are refused
+    /// ([`Error::NotSupported`]): the stack reads text data with header and data on separate
+    /// lines. Read settings with [`command`](Self::command) and
+    /// [`QicfgQuery`](crate::commands::QicfgQuery).
+    pub fn configure(&self, setting: crate::commands::QicfgSetting<'_>) -> Result<()> {
+        self.run(|i| block_on(modem::configure(i, setting)))
+    }
+
+    /// Payload echo of `AT+QISEND` on or off (`AT+QISDE`); the stack copes with both.
+    pub fn set_payload_echo(&self, echo: bool) -> Result<()> {
+        self.run(|i| block_on(modem::set_payload_echo(i, echo)))
+    }
+
+    /// How much of what was sent on a socket the peer acknowledged (`AT+QISEND=<id>,0`).
+    pub fn send_counters(&self, socket: &impl SocketHandle) -> Result<crate::commands::SendCounters> {
+        let connect_id = self.current_id(socket)?;
+        self.command(&crate::commands::QisendQuery { connect_id })
+    }
+
+    /// How much a socket received and how much of it waits in the modem (`AT+QIRD=<id>,0`).
+    pub fn read_counters(&self, socket: &impl SocketHandle) -> Result<crate::commands::ReadCounters> {
+        let connect_id = self.current_id(socket)?;
+        self.command(&crate::commands::QirdQuery { connect_id })
+    }
+
+    /// The modem's view of a socket (`AT+QISTATE=1,<connectID>`).
+    pub fn socket_status(&self, socket: &impl SocketHandle) -> Result<crate::commands::SocketStatus> {
+        let connect_id = self.current_id(socket)?;
+        self.command(&crate::commands::Qistate::Socket(connect_id))?.first().copied().ok_or(Error::Closed)
+    }
+
+    /// Sends 1–256 bytes written as hex (`AT+QISENDEX`); `SEND FAIL` is `WouldBlock`.
+    pub fn send_hex(&self, socket: &TcpSocket, data: &[u8]) -> nb::Result<(), Error> {
+        let r = socket.slot().ok_or(Error::InvalidState)?;
+        match self.run(|i| block_on(modem::send_hex(i, r, data))) {
+            Err(Error::SendFail) => Err(nb::Error::WouldBlock),
+            other => other.map_err(nb::Error::Other),
+        }
+    }
+
+    /// Puts a TCP socket into direct push mode: the modem sends received data inside its URCs
+    /// (no `AT+QIRD` round trip) into `buffer` (at least [`MIN_PUSH_BUFFER`] bytes), which
+    /// `receive` then reads. When `buffer` can no longer take two whole frames (2 × 1500
+    /// bytes), the stack switches the socket back to buffer access mode, so a fast peer's data
+    /// waits in the modem instead of the host; `receive` carries on seamlessly.
+    ///
+    /// The modem cannot be paused per socket: what it pushed before the switch took effect
+    /// must fit. With RTS/CTS flow control on the UART (`AT+IFC=2,2`) that is at most a frame
+    /// or two; without it, bytes that do not fit are counted and reported once by `receive` as
+    /// [`Error::DataLost`].
+    pub fn enable_direct_push(&self, socket: &TcpSocket, buffer: &'static mut [u8]) -> Result<()> {
+        let r = socket.slot().ok_or(Error::InvalidState)?;
+        if buffer.len() < MIN_PUSH_BUFFER {
+            return Err(Error::InvalidArgument);
+        }
+        self.run(|i| {
+            if i.stores.push.get_mut(r.connect_id).is_some_and(|ring| !ring.is_empty()) {
+                return Err(Error::Busy);
+            }
+            i.stores.push.install(r.connect_id, Ring::new(buffer));
+            block_on(modem::switch_mode(i, r, AccessMode::DirectPush))
+        })
+    }
+
+    /// Switches a direct-push socket back to buffer access mode (`AT+QISWTMD=<id>,0`). Data
+    /// already pushed is still read first.
+    pub fn disable_direct_push(&self, socket: &TcpSocket) -> Result<()> {
+        let r = socket.slot().ok_or(Error::InvalidState)?;
+        self.run(|i| block_on(modem::switch_mode(i, r, AccessMode::Buffer)))
+    }
+
+    /// Gives back the buffer of [`enable_direct_push`](Self::enable_direct_push) once the
+    /// socket is in buffer access mode and everything pushed was read.
+    pub fn take_push_buffer(&self, socket: &TcpSocket) -> Option<&'static mut [u8]> {
+        let r = socket.slot()?;
+        self.with(|i| {
+            let in_push = i.core.st.sockets.current(r).is_ok_and(|s| s.mode == AccessMode::DirectPush);
+            let empty = i.stores.push.get_mut(r.connect_id).is_some_and(|ring| ring.is_empty());
+            if in_push || !empty { None } else { i.stores.push.remove(r.connect_id) }
+        })
+    }
+
+    fn current_id(&self, socket: &impl SocketHandle) -> Result<u8> {
+        let r = socket.slot().ok_or(Error::InvalidState)?;
+        self.with(|i| i.core.st.sockets.current(r).map(|_| r.connect_id))
     }
 
     /// Counters of the ingress.
@@ -369,6 +612,41 @@ pub struct UdpSocket {
     st: Sock,
 }
 
+impl Sock {
+    fn slot(&self) -> Option<SlotRef> {
+        match *self {
+            Sock::Connecting { slot, .. } | Sock::Connected(slot) | Sock::Listening(slot) | Sock::Service(slot) => {
+                Some(slot)
+            }
+            Sock::New | Sock::Bound(_) => None,
+        }
+    }
+}
+
+/// What the stack's per-socket methods take: a TCP or UDP socket handle.
+pub trait SocketHandle {
+    /// The slot the handle refers to, once the modem has a connectID for it.
+    #[doc(hidden)]
+    fn slot(&self) -> Option<SlotRef>;
+
+    /// The connectID the modem gave the socket (`None` before `connect`/`listen`/`bind`).
+    fn connect_id(&self) -> Option<u8> {
+        self.slot().map(|s| s.connect_id)
+    }
+}
+
+impl SocketHandle for TcpSocket {
+    fn slot(&self) -> Option<SlotRef> {
+        self.st.slot()
+    }
+}
+
+impl SocketHandle for UdpSocket {
+    fn slot(&self) -> Option<SlotRef> {
+        self.st.slot()
+    }
+}
+
 impl<S: Read + ReadReady + Write, C: Clock> Inner<S, C> {
     fn new_handle(&mut self) -> Result<()> {
         if usize::from(self.handles) >= CONNECT_IDS {
@@ -399,7 +677,20 @@ impl<S: Read + ReadReady + Write, C: Clock> Inner<S, C> {
     fn socket_receive(&mut self, r: SlotRef, buf: &mut [u8]) -> nb::Result<(usize, Option<SocketAddr>), Error> {
         self.poll()?;
         let slot = *self.core.st.sockets.current(r)?;
-        if !slot.rx_ready {
+        // what arrived while leaving transparent mode, and what the modem pushed, comes first
+        if let Some(n) = self.stores.take_carry(r, buf) {
+            return Ok((n, slot.remote));
+        }
+        if let Some(n) = self.stores.push.read(r.connect_id, buf) {
+            return Ok((n, slot.remote));
+        }
+        if slot.push_lost > 0 {
+            if let Ok(s) = self.core.st.sockets.current_mut(r) {
+                s.push_lost = 0;
+            }
+            return Err(nb::Error::Other(Error::DataLost));
+        }
+        if !slot.rx_ready || slot.mode == AccessMode::DirectPush {
             return Err(if slot.peer_closed { nb::Error::Other(Error::Closed) } else { nb::Error::WouldBlock });
         }
         match block_on(modem::read_socket(self, r, buf))? {
@@ -439,6 +730,9 @@ impl<S: Read + ReadReady + Write, C: Clock> Inner<S, C> {
 
     fn close(&mut self, st: Sock) -> Result<()> {
         self.drop_handle();
+        if let Sock::Connected(r) = st {
+            self.stores.push.remove(r.connect_id);
+        }
         let r = match st {
             Sock::Connecting { slot, .. } | Sock::Connected(slot) | Sock::Listening(slot) | Sock::Service(slot) => slot,
             Sock::New | Sock::Bound(_) => return Ok(()),

@@ -1,0 +1,213 @@
+//! Transparent access mode for the blocking stack: one connection becomes the serial port's
+//! exclusive byte stream.
+
+use embedded_io::{Read, ReadReady, Write};
+
+use super::{Bg96, Dest, Inner, SocketHandle, TcpSocket, serial_error};
+use crate::channel::{self, block_on};
+use crate::clock::Clock;
+use crate::commands::{AccessMode, Ato, Command, Qiswtmd, ServiceType};
+use crate::core::Kind;
+use crate::error::{Error, Result};
+use crate::socket::SlotRef;
+
+/// A connection in transparent access mode: [`embedded_io::Read`] and [`embedded_io::Write`]
+/// carry the connection's bytes with no AT framing at all (the best throughput the modem
+/// offers). While it exists every other call of the stack answers [`Error::Busy`].
+///
+/// [`Transparent::exit`] (also run on drop) leaves with the manual's `+++` sequence: a guard
+/// time of silence, `+++`, another guard time, then the modem's `OK`; the connection is in
+/// buffer access mode afterwards and works with `send`/`receive` again. Bytes that arrive
+/// while the escape runs are kept (up to 64) and delivered by the next `receive`.
+///
+/// When the peer closes, `read` returns `Ok(0)` once everything was read (the modem's
+/// `NO CARRIER`); the connection is then back in command mode and must be closed.
+///
+/// Transparent mode is in-band by nature: data that contains `\r\nNO CARRIER\r\n` cannot be
+/// told from the modem's own result code, and a pause of a guard time, `+++` and another
+/// pause written by the application would leave the mode. Use buffer or direct-push mode for
+/// untrusted peers.
+pub struct Transparent<'a, S: Read + ReadReady + Write, C: Clock> {
+    modem: &'a Bg96<S, C>,
+    slot: SlotRef,
+    last_write: u64,
+    quiet_since: Option<u64>,
+    exited: bool,
+}
+
+impl<S: Read + ReadReady + Write, C: Clock> Bg96<S, C> {
+    /// Switches a connected TCP socket to transparent access mode (`AT+QISWTMD=<id>,2`, answered
+    /// by `CONNECT`).
+    pub fn enter_transparent(&self, socket: &TcpSocket) -> Result<Transparent<'_, S, C>> {
+        let r = socket.slot().ok_or(Error::InvalidState)?;
+        self.enter(r, |i| {
+            let cmd = Qiswtmd { connect_id: r.connect_id, access_mode: AccessMode::Transparent };
+            block_on(channel::command_with(i, &cmd, Kind::Connect { connect_id: Some(r.connect_id) }, cmd.timeout_ms()))
+                .map(|_| ())
+        })
+    }
+
+    /// Returns to transparent access mode with `ATO` on the connection that left it last.
+    pub fn resume_transparent(&self, socket: &TcpSocket) -> Result<Transparent<'_, S, C>> {
+        let r = socket.slot().ok_or(Error::InvalidState)?;
+        self.enter(r, |i| {
+            if i.core.st.modem.last_transparent != Some(r.connect_id) {
+                return Err(Error::InvalidState);
+            }
+            block_on(channel::command_with(i, &Ato, Kind::Connect { connect_id: None }, Ato.timeout_ms())).map(|_| ())
+        })
+    }
+
+    fn enter(&self, r: SlotRef, switch: impl FnOnce(&mut Inner<S, C>) -> Result<()>) -> Result<Transparent<'_, S, C>> {
+        let last_write = self.with(|i| {
+            i.poll()?;
+            let slot = i.core.st.sockets.current(r)?;
+            if !matches!(slot.service, ServiceType::Tcp | ServiceType::TcpIncoming) {
+                return Err(Error::InvalidArgument);
+            }
+            if slot.peer_closed {
+                return Err(Error::Closed);
+            }
+            i.stores.carry.clear();
+            i.stores.carry_owner = Some(r);
+            switch(i)?;
+            Ok(i.clock.now_ms())
+        })?;
+        Ok(Transparent { modem: self, slot: r, last_write, quiet_since: None, exited: false })
+    }
+}
+
+impl<S: Read + ReadReady + Write, C: Clock> Transparent<'_, S, C> {
+    /// Leaves transparent access mode with `+++` (or finds it already left because the peer
+    /// closed). The connection is in buffer access mode afterwards.
+    pub fn exit(mut self) -> Result<()> {
+        self.escape()
+    }
+
+    fn escape(&mut self) -> Result<()> {
+        if self.exited {
+            return Ok(());
+        }
+        self.exited = true;
+        let last_write = self.last_write;
+        let id = self.slot.connect_id;
+        self.modem.with(|i| {
+            let guard = u64::from(i.config.timeouts.guard_time_ms);
+            let transparent = |i: &Inner<S, C>| i.core.st.modem.transparent == Some(id);
+            // silence before the escape
+            while transparent(i) && i.clock.now_ms() < last_write + guard {
+                i.pump(Dest::None)?;
+            }
+            if !transparent(i) {
+                return Ok(());
+            }
+            i.serial.write_all(b"+++").map_err(serial_error)?;
+            i.serial.flush().map_err(serial_error)?;
+            i.core.ingress_mut().expect_escape(true);
+            // the modem answers OK after another guard time of silence
+            let deadline = i.clock.now_ms() + 2 * guard + 2_000;
+            while transparent(i) {
+                if i.clock.now_ms() >= deadline {
+                    i.core.ingress_mut().expect_escape(false);
+                    return Err(Error::Timeout);
+                }
+                i.pump(Dest::None)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The connection's handle is the same `TcpSocket` as before; this is its connectID.
+    pub fn connect_id(&self) -> u8 {
+        self.slot.connect_id
+    }
+}
+
+impl<S: Read + ReadReady + Write, C: Clock> Drop for Transparent<'_, S, C> {
+    fn drop(&mut self) {
+        if let Err(e) = self.escape() {
+            warn!("leaving transparent mode failed: {:?}", e);
+        }
+    }
+}
+
+impl<S: Read + ReadReady + Write, C: Clock> embedded_io::ErrorType for Transparent<'_, S, C> {
+    type Error = Error;
+}
+
+impl<S: Read + ReadReady + Write, C: Clock> Read for Transparent<'_, S, C> {
+    /// Waits for at least one byte; `Ok(0)` once the peer closed and everything was read.
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let (slot, quiet) = (self.slot, &mut self.quiet_since);
+        loop {
+            let done = self.modem.with(|i| -> Result<Option<usize>> {
+                if let Some(n) = i.stores.take_carry(slot, buf) {
+                    return Ok(Some(n));
+                }
+                if i.core.st.modem.transparent != Some(slot.connect_id) {
+                    return Ok(Some(0));
+                }
+                let mut pos = 0;
+                let got = i.pump(Dest::Transparent(buf, &mut pos))?;
+                if pos > 0 {
+                    *quiet = None;
+                    return Ok(Some(pos));
+                }
+                // bytes held back as a possible NO CARRIER are data after a quiet spell
+                if i.core.ingress().held_len() > 0 {
+                    let now = i.clock.now_ms();
+                    match *quiet {
+                        _ if got => *quiet = Some(now),
+                        None => *quiet = Some(now),
+                        Some(t) if now >= t + u64::from(i.config.timeouts.transparent_quiet_ms) => {
+                            *quiet = None;
+                            let Inner { core, stores, .. } = &mut *i;
+                            core.flush_transparent(stores);
+                        }
+                        Some(_) => {}
+                    }
+                }
+                Ok(None)
+            })?;
+            if let Some(n) = done {
+                return Ok(n);
+            }
+        }
+    }
+}
+
+impl<S: Read + ReadReady + Write, C: Clock> ReadReady for Transparent<'_, S, C> {
+    fn read_ready(&mut self) -> Result<bool> {
+        let slot = self.slot;
+        self.modem.with(|i| {
+            if i.stores.carry_owner == Some(slot) && !i.stores.carry.is_empty() {
+                return Ok(true);
+            }
+            i.serial.read_ready().map_err(serial_error)
+        })
+    }
+}
+
+impl<S: Read + ReadReady + Write, C: Clock> Write for Transparent<'_, S, C> {
+    /// Writes raw bytes to the connection; [`Error::Closed`] once the modem left transparent
+    /// mode (the peer closed).
+    fn write(&mut self, buf: &[u8]) -> Result<usize> {
+        let id = self.slot.connect_id;
+        let now = self.modem.with(|i| {
+            if i.core.st.modem.transparent != Some(id) {
+                return Err(Error::Closed);
+            }
+            i.serial.write_all(buf).map_err(serial_error)?;
+            Ok(i.clock.now_ms())
+        })?;
+        self.last_write = now;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.modem.with(|i| i.serial.flush().map_err(serial_error))
+    }
+}
