@@ -25,3 +25,23 @@ impl<C: AsyncClock + ?Sized> AsyncClock for &C {
         (**self).wait_until(deadline_ms)
     }
 }
+
+/// The stack's clock on [embassy-time](https://docs.rs/embassy-time): the binary supplies the
+/// time driver, as for any embassy program.
+#[cfg(feature = "embassy-time")]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EmbassyClock;
+
+#[cfg(feature = "embassy-time")]
+impl Clock for EmbassyClock {
+    fn now_ms(&self) -> u64 {
+        embassy_time::Instant::now().as_millis()
+    }
+}
+
+#[cfg(feature = "embassy-time")]
+impl AsyncClock for EmbassyClock {
+    async fn wait_until(&self, deadline_ms: u64) {
+        embassy_time::Timer::at(embassy_time::Instant::from_millis(deadline_ms)).await
+    }
+}
