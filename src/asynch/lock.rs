@@ -29,7 +29,7 @@ impl TicketState {
         Some(n)
     }
 
-    fn release(&mut self) {
+    pub(crate) fn release(&mut self) {
         self.serving = self.serving.wrapping_add(1);
         self.cancelled >>= 1;
         while self.cancelled & 1 == 1 {
@@ -62,6 +62,13 @@ impl<'d, W, C> Ticket<'d, W, C> {
         r.until(|s| (s.lock.serving == n).then_some(())).await;
         t.held = true;
         t
+    }
+}
+
+impl<W, C> Ticket<'_, W, C> {
+    /// Keeps the channel past the ticket's life; `TicketState::release` gives it up later.
+    pub(crate) fn keep(self) {
+        core::mem::forget(self);
     }
 }
 

@@ -27,6 +27,7 @@
 
 mod lock;
 mod tcp;
+mod transparent;
 mod udp;
 
 use core::cell::RefCell;
@@ -51,9 +52,11 @@ use crate::core::{Core, DataSink, Kind, State, Stats};
 use crate::error::{Error, Result};
 use crate::ingress::Final;
 use crate::modem::{self, ModemInfo};
+use crate::ring::PushStores;
 use crate::socket::SlotRef;
 
 pub use tcp::TcpConnection;
+pub use transparent::TransparentConnection;
 pub use udp::{ConnectedUdp, UnconnectedUdp};
 
 /// Wakers the shared state can hold at once (tasks waiting for the modem).
@@ -61,7 +64,8 @@ const WAKERS: usize = 24;
 /// Longest command line the async front writes (an `AT+QISENDEX` with 256 bytes).
 const CMD_MAX: usize = 600;
 
-/// Payload of a `+QIRD` answer on its way to the reading task.
+/// Payload of a `+QIRD` answer on its way to the reading task; in transparent access mode,
+/// the connection's receive buffer.
 struct Staging {
     buf: [u8; MAX_READ],
     len: usize,
@@ -70,6 +74,37 @@ struct Staging {
     owner: Option<SlotRef>,
     /// The read is complete (final result seen).
     complete: bool,
+}
+
+impl Staging {
+    /// Room for more bytes (after moving what is unread to the front).
+    fn room(&self) -> usize {
+        self.buf.len() - (self.len - self.pos)
+    }
+
+    /// Appends as much of `data` as fits; returns how much.
+    fn append(&mut self, data: &[u8]) -> usize {
+        if self.len + data.len() > self.buf.len() && self.pos > 0 {
+            self.buf.copy_within(self.pos..self.len, 0);
+            self.len -= self.pos;
+            self.pos = 0;
+        }
+        let end = (self.len + data.len()).min(self.buf.len());
+        let n = end - self.len;
+        if let (Some(dst), Some(src)) = (self.buf.get_mut(self.len..end), data.get(..n)) {
+            dst.copy_from_slice(src);
+        }
+        self.len = end;
+        n
+    }
+}
+
+/// A transparent connection was dropped without `exit`: the runner leaves transparent mode
+/// (it holds the command channel until then) and closes the connection.
+#[derive(Clone, Copy)]
+struct EscapeRequest {
+    slot: SlotRef,
+    last_write: u64,
 }
 
 pub(crate) struct Shared {
@@ -84,27 +119,29 @@ pub(crate) struct Shared {
     info: Option<ModemInfo>,
     /// Last port picked for a `"UDP SERVICE"` bound to port 0.
     next_port: u16,
+    /// Direct-push buffers lent by connections.
+    push: PushStores,
+    /// A dropped transparent connection the runner must still take out of transparent mode.
+    escape: Option<EscapeRequest>,
 }
 
 struct AsyncSink<'a> {
     staging: &'a mut Staging,
+    push: &'a mut PushStores,
 }
 
 impl DataSink for AsyncSink<'_> {
     fn read(&mut self, data: &[u8]) {
-        let s = &mut *self.staging;
-        let end = (s.len + data.len()).min(s.buf.len());
-        let n = end - s.len;
-        if let (Some(dst), Some(src)) = (s.buf.get_mut(s.len..end), data.get(..n)) {
-            dst.copy_from_slice(src);
-        }
-        s.len = end;
+        self.staging.append(data);
     }
-    fn push(&mut self, _: u8, _: Option<(usize, Option<SocketAddr>)>, _: &[u8]) -> usize {
-        0
+    fn push(&mut self, id: u8, _: Option<(usize, Option<SocketAddr>)>, data: &[u8]) -> usize {
+        self.push.push(id, data)
     }
-    fn transparent(&mut self, _: &[u8]) -> usize {
-        0
+    fn transparent(&mut self, data: &[u8]) -> usize {
+        self.staging.append(data)
+    }
+    fn push_room(&self, id: u8) -> Option<usize> {
+        self.push.room(id)
     }
 }
 
@@ -131,6 +168,8 @@ impl<W: Write, C: AsyncClock> Resources<W, C> {
                 broken: 0,
                 info: None,
                 next_port: 0,
+                push: PushStores::new(),
+                escape: None,
             })),
             tx: Mutex::new(tx),
             clock,
@@ -181,7 +220,36 @@ impl<R: Read, W: Write, C: AsyncClock> Runner<'_, R, W, C> {
         let r = self.r;
         let rx_loop = async {
             loop {
-                match self.rx.read(&mut self.buf).await {
+                // in transparent mode the staging buffer is the connection's receive buffer:
+                // read no more than fits, so a slow reader slows the modem down instead of
+                // losing data (with RTS/CTS all the way to the peer)
+                let (limit, held) = r.with(|s| {
+                    let limit = if s.core.st.modem.transparent.is_some() {
+                        s.staging.room().saturating_sub(16)
+                    } else {
+                        self.buf.len()
+                    };
+                    (limit, s.core.ingress().held_len() > 0)
+                });
+                if limit == 0 {
+                    r.until(|s| (s.core.st.modem.transparent.is_none() || s.staging.room() > 16).then_some(())).await;
+                    continue;
+                }
+                let n = limit.min(self.buf.len());
+                let read = self.rx.read(self.buf.get_mut(..n).unwrap_or(&mut []));
+                let quiet = r.clock.now_ms() + u64::from(r.config.timeouts.transparent_quiet_ms);
+                let result = if held {
+                    match select(read, r.clock.wait_until(quiet)).await {
+                        Either::First(res) => res,
+                        Either::Second(()) => {
+                            r.flush_held();
+                            continue;
+                        }
+                    }
+                } else {
+                    read.await
+                };
+                match result {
                     Ok(0) => {
                         // the serial port is gone: nothing will ever arrive
                         core::future::pending::<()>().await;
@@ -198,6 +266,12 @@ impl<R: Read, W: Write, C: AsyncClock> Runner<'_, R, W, C> {
             loop {
                 r.housekeeping.wait().await;
                 let mut ch = AsyncChannel { r };
+                if let Some(req) = r.with(|s| s.escape.take()) {
+                    transparent::escape_for_dropped(r, req).await;
+                }
+                if let Err(e) = modem::apply_throttles(&mut ch).await {
+                    warn!("switching a full direct-push socket to buffer mode failed: {:?}", e);
+                }
                 if let Err(e) = modem::close_pending(&mut ch).await {
                     warn!("closing dropped sockets failed: {:?}", e);
                 }
@@ -211,10 +285,19 @@ impl<R: Read, W: Write, C: AsyncClock> Runner<'_, R, W, C> {
 }
 
 impl<W, C> Resources<W, C> {
+    fn flush_held(&self) {
+        self.with(|s| {
+            let Shared { core, staging, push, wakers, .. } = s;
+            if core.flush_transparent(&mut AsyncSink { staging, push }).any() {
+                wakers.wake();
+            }
+        });
+    }
+
     fn feed(&self, input: &[u8]) {
         let close_needed = self.with(|s| {
-            let Shared { core, staging, wakers, .. } = s;
-            let changes = core.feed(input, &mut AsyncSink { staging });
+            let Shared { core, staging, push, wakers, .. } = s;
+            let changes = core.feed(input, &mut AsyncSink { staging, push });
             // a read whose caller went away ended inside `feed`: its payload stays for the
             // connection's next read
             if staging.owner.is_some() && !core.busy() {
@@ -230,7 +313,7 @@ impl<W, C> Resources<W, C> {
                     wakers.wake();
                 }
             }
-            core.st.sockets.pending_close().is_some()
+            core.st.sockets.pending_close().is_some() || core.st.sockets.throttled().is_some()
         });
         if close_needed {
             self.housekeeping.signal(());
@@ -241,8 +324,15 @@ impl<W, C> Resources<W, C> {
 impl Shared {
     /// Delivers payload a cancelled read left for `slot` (`None` if there is none).
     fn take_carried(&mut self, slot: SlotRef, dest: &mut [u8]) -> Option<usize> {
+        let transparent = self.core.st.modem.transparent == Some(slot.connect_id);
         let st = &mut self.staging;
         if st.owner != Some(slot) || !st.complete {
+            return None;
+        }
+        if st.pos >= st.len && !transparent {
+            // a cancelled read that brought nothing: the buffer is free again
+            st.owner = None;
+            self.wakers.wake();
             return None;
         }
         let avail = st.buf.get(st.pos..st.len).unwrap_or(&[]);
@@ -250,12 +340,21 @@ impl Shared {
         if let (Some(d), Some(src)) = (dest.get_mut(..n), avail.get(..n)) {
             d.copy_from_slice(src);
         }
+        if n == 0 {
+            return None;
+        }
         st.pos += n;
         if st.pos >= st.len {
-            st.owner = None;
-            self.wakers.wake();
+            if transparent {
+                // the transparent connection's receive buffer: keep it, empty
+                (st.pos, st.len) = (0, 0);
+            } else {
+                st.owner = None;
+            }
         }
-        Some(n).filter(|&n| n > 0)
+        // room for the runner (transparent mode) or the buffer for other readers
+        self.wakers.wake();
+        Some(n)
     }
 
     /// Forgets carried payload of a connection that is going away.
@@ -301,9 +400,78 @@ impl<'d, W: Write, C: AsyncClock> Stack<'d, W, C> {
         self.r.with(|s| s.info.clone())
     }
 
-    /// Runs any typed command of [`crate::commands`] and returns its parsed answer.
-    pub async fn command<Cmd: Command>(&self, cmd: &Cmd) -> Result<Cmd::Response> {
+    /// Runs a typed command that changes nothing the stack keeps track of (see
+    /// [`Stateless`](crate::commands::Stateless)) and returns its parsed answer.
+    ///
+    /// ```no_run
+    /// # async fn f<W: embedded_io_async::Write, C: quectel_bg96::clock::AsyncClock>(stack: quectel_bg96::asynch::Stack<'_, W, C>) -> quectel_bg96::Result<()> {
+    /// use quectel_bg96::commands::Qistate;
+    /// let sockets = stack.command(&Qistate::All).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn command<Cmd: crate::commands::Stateless>(&self, cmd: &Cmd) -> Result<Cmd::Response> {
         channel::command(&mut self.channel(), cmd).await
+    }
+
+    /// Activates a PDP context (`AT+QIACT`, up to 150 s) unless it is active, and returns its
+    /// local address.
+    pub async fn activate_context(&self, context_id: u8) -> Result<Option<IpAddr>> {
+        modem::activate_context(&mut self.channel(), context_id).await
+    }
+
+    /// Deactivates a PDP context (`AT+QIDEACT`, up to 40 s); its sockets are gone afterwards.
+    pub async fn deactivate_context(&self, context_id: u8) -> Result<()> {
+        modem::deactivate_context(&mut self.channel(), context_id).await
+    }
+
+    /// The active contexts and their addresses (`AT+QIACT?`).
+    pub async fn contexts(&self) -> Result<crate::commands::ContextStates> {
+        self.command(&crate::commands::QiactRead).await
+    }
+
+    /// Pings `host` on the stack's context (`AT+QPING`); see
+    /// [`Bg96::ping`](crate::blocking::Bg96::ping).
+    pub async fn ping(&self, host: &str, timeout_s: Option<u8>, count: Option<u8>) -> Result<modem::PingResult> {
+        let cid = self.r.config.context_id;
+        modem::ping(&mut self.channel(), cid, crate::commands::Host::from(host), timeout_s, count).await
+    }
+
+    /// Synchronises with an NTP server (`AT+QNTP`); see
+    /// [`Bg96::sync_time`](crate::blocking::Bg96::sync_time).
+    pub async fn sync_time(
+        &self,
+        server: &str,
+        port: Option<u16>,
+        set_clock: bool,
+    ) -> Result<crate::commands::NtpTime> {
+        let cid = self.r.config.context_id;
+        modem::sync_time(&mut self.channel(), cid, crate::commands::Host::from(server), port, Some(set_clock)).await
+    }
+
+    /// The DNS servers of the stack's context (`AT+QIDNSCFG=<contextID>`).
+    pub async fn dns_servers(&self) -> Result<crate::commands::DnsServers> {
+        self.command(&crate::commands::QidnscfgQuery { context_id: self.r.config.context_id }).await
+    }
+
+    /// Sets the DNS servers of the stack's context.
+    pub async fn set_dns_servers(&self, primary: IpAddr, secondary: Option<IpAddr>) -> Result<()> {
+        let cmd = crate::commands::Qidnscfg { context_id: self.r.config.context_id, primary, secondary };
+        self.command(&cmd).await.map(|_| ())
+    }
+
+    /// The code and text of the last TCP/IP error (`AT+QIGETERROR`).
+    pub async fn last_error(&self) -> Result<crate::commands::LastError> {
+        self.command(&crate::commands::Qigeterror).await
+    }
+
+    /// Changes an `AT+QICFG` setting; see [`Bg96::configure`](crate::blocking::Bg96::configure).
+    pub async fn configure(&self, setting: crate::commands::QicfgSetting<'_>) -> Result<()> {
+        modem::configure(&mut self.channel(), setting).await
+    }
+
+    /// Payload echo of `AT+QISEND` on or off (`AT+QISDE`); the stack copes with both.
+    pub async fn set_payload_echo(&self, echo: bool) -> Result<()> {
+        modem::set_payload_echo(&mut self.channel(), echo).await
     }
 
     /// Counters of the ingress.
@@ -344,6 +512,7 @@ impl<'d, W: Write, C: AsyncClock> Stack<'d, W, C> {
     fn release(&self, slot: SlotRef) {
         let queued = self.r.with(|s| {
             s.drop_carried(slot);
+            s.push.remove(slot.connect_id);
             s.broken &= !(1 << slot.connect_id);
             match s.core.st.sockets.current_mut(slot) {
                 Ok(sl) => {
@@ -365,17 +534,38 @@ impl<'d, W: Write, C: AsyncClock> Stack<'d, W, C> {
         }
         let r = self.r;
         loop {
-            if let Some(n) = r.with(|s| s.take_carried(slot, buf)) {
-                return Ok(Some((n, None)));
+            // what a cancelled read or the escape from transparent mode left, what the modem
+            // pushed, then what waits in the modem
+            let taken = r.with(|s| {
+                if let Some(n) = s.take_carried(slot, buf) {
+                    return Some(Ok(n));
+                }
+                if let Some(n) = s.push.read(slot.connect_id, buf) {
+                    return Some(Ok(n));
+                }
+                match s.core.st.sockets.current_mut(slot) {
+                    Ok(sl) if sl.push_lost > 0 => {
+                        sl.push_lost = 0;
+                        Some(Err(Error::DataLost))
+                    }
+                    _ => None,
+                }
+            });
+            if let Some(n) = taken {
+                return n.map(|n| Some((n, None)));
             }
             let ready = r
                 .until(|s| {
                     if s.staging.owner == Some(slot) && s.staging.complete {
                         return Some(Ok(true));
                     }
+                    if s.push.get_mut(slot.connect_id).is_some_and(|ring| !ring.is_empty()) {
+                        return Some(Ok(true));
+                    }
                     match s.core.st.sockets.current(slot) {
                         Err(e) => Some(Err(e)),
-                        Ok(sl) if sl.rx_ready => Some(Ok(true)),
+                        Ok(sl) if sl.push_lost > 0 => Some(Ok(true)),
+                        Ok(sl) if sl.rx_ready && sl.mode != crate::commands::AccessMode::DirectPush => Some(Ok(true)),
                         Ok(sl) if sl.peer_closed => Some(Ok(false)),
                         Ok(_) => None,
                     }
@@ -384,7 +574,12 @@ impl<'d, W: Write, C: AsyncClock> Stack<'d, W, C> {
             if !ready {
                 return Ok(None);
             }
-            if r.with(|s| s.staging.owner == Some(slot)) {
+            let has_local = r.with(|s| {
+                s.staging.owner == Some(slot)
+                    || s.push.get_mut(slot.connect_id).is_some_and(|ring| !ring.is_empty())
+                    || s.core.st.sockets.current(slot).is_ok_and(|sl| sl.push_lost > 0)
+            });
+            if has_local {
                 continue;
             }
             match modem::read_socket(&mut self.channel(), slot, buf).await? {
@@ -508,11 +703,33 @@ impl<'d, W: Write, C: AsyncClock> AsyncChannel<'d, W, C> {
         timeout_ms: u32,
         prepare: impl FnOnce(&mut Shared),
     ) -> Result<(lock::Ticket<'d, W, C>, embassy_sync::mutex::MutexGuard<'d, CriticalSectionRawMutex, W>)> {
+        cmd.write_to(&mut crate::wire::Discard)?;
+        let (ticket, mut tx) = self.acquire().await;
+        self.start_with(&mut tx, cmd, kind, timeout_ms, prepare).await?;
+        Ok((ticket, tx))
+    }
+
+    /// Takes the command channel (in turn) and the serial port's transmit half.
+    async fn acquire(
+        &self,
+    ) -> (lock::Ticket<'d, W, C>, embassy_sync::mutex::MutexGuard<'d, CriticalSectionRawMutex, W>) {
+        let ticket = lock::Ticket::acquire(self.r).await;
+        let tx = self.r.tx.lock().await;
+        (ticket, tx)
+    }
+
+    /// Starts `cmd` on the channel the caller holds.
+    async fn start_with<Cmd: Command>(
+        &self,
+        tx: &mut W,
+        cmd: &Cmd,
+        kind: Kind,
+        timeout_ms: u32,
+        prepare: impl FnOnce(&mut Shared),
+    ) -> Result<()> {
         let mut line: heapless::Vec<u8, CMD_MAX> = heapless::Vec::new();
         cmd.write_to(&mut line)?;
         let r = self.r;
-        let ticket = lock::Ticket::acquire(r).await;
-        let mut tx = r.tx.lock().await;
         // a command abandoned by a dropped future may still be in flight: let it finish
         let deadline = r.clock.now_ms() + u64::from(timeout_ms);
         loop {
@@ -523,7 +740,7 @@ impl<'d, W: Write, C: AsyncClock> AsyncChannel<'d, W, C> {
             }
             if prompted && remaining > 0 {
                 // the modem waits for the rest of a cut-short payload: fill it up
-                write_filler(r, &mut *tx, remaining).await?;
+                write_filler(r, tx, remaining).await?;
                 continue;
             }
             let wait = r.until(|s| {
@@ -539,11 +756,11 @@ impl<'d, W: Write, C: AsyncClock> AsyncChannel<'d, W, C> {
             prepare(s);
             Ok::<(), Error>(())
         })?;
-        if let Err(e) = write_all(&mut *tx, &line).await {
+        if let Err(e) = write_all(tx, &line).await {
             r.with(|s| s.core.end());
             return Err(e);
         }
-        Ok((ticket, tx))
+        Ok(())
     }
 
     /// Waits for the final result of the running command.

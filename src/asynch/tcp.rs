@@ -9,7 +9,7 @@ use super::Stack;
 use crate::clock::AsyncClock;
 use crate::commands::{AccessMode, Host, ServiceType};
 use crate::error::{Error, Result};
-use crate::modem::OpenParams;
+use crate::modem::{self, OpenParams};
 use crate::socket::SlotRef;
 
 /// A TCP connection of the async stack. `read` waits for the modem's `recv` URC (it never
@@ -31,6 +31,73 @@ impl<'d, W: Write, C: AsyncClock> TcpConnection<'d, W, C> {
     /// The connectID the modem gave the connection.
     pub fn connect_id(&self) -> u8 {
         self.slot.connect_id
+    }
+
+    /// How much of what was sent the peer acknowledged (`AT+QISEND=<id>,0`).
+    pub async fn send_counters(&self) -> Result<crate::commands::SendCounters> {
+        self.check()?;
+        self.stack.command(&crate::commands::QisendQuery { connect_id: self.slot.connect_id }).await
+    }
+
+    /// How much was received and how much waits in the modem (`AT+QIRD=<id>,0`).
+    pub async fn read_counters(&self) -> Result<crate::commands::ReadCounters> {
+        self.check()?;
+        self.stack.command(&crate::commands::QirdQuery { connect_id: self.slot.connect_id }).await
+    }
+
+    /// The modem's view of the connection (`AT+QISTATE=1,<connectID>`).
+    pub async fn status(&self) -> Result<crate::commands::SocketStatus> {
+        self.check()?;
+        let list = self.stack.command(&crate::commands::Qistate::Socket(self.slot.connect_id)).await?;
+        list.first().copied().ok_or(Error::Closed)
+    }
+
+    /// Sends 1–256 bytes written as hex (`AT+QISENDEX`).
+    pub async fn send_hex(&mut self, data: &[u8]) -> Result<()> {
+        modem::send_hex(&mut self.stack.channel(), self.slot, data).await
+    }
+
+    /// Puts the connection into direct push mode with `buffer` (at least
+    /// [`MIN_PUSH_BUFFER`](crate::blocking::MIN_PUSH_BUFFER) bytes); see
+    /// [`Bg96::enable_direct_push`](crate::blocking::Bg96::enable_direct_push).
+    pub async fn enable_direct_push(&mut self, buffer: &'static mut [u8]) -> Result<()> {
+        if buffer.len() < crate::blocking::MIN_PUSH_BUFFER {
+            return Err(Error::InvalidArgument);
+        }
+        let id = self.slot.connect_id;
+        self.stack.r.with(|s| {
+            if s.push.get_mut(id).is_some_and(|ring| !ring.is_empty()) {
+                return Err(Error::Busy);
+            }
+            s.push.install(id, crate::ring::Ring::new(buffer));
+            Ok(())
+        })?;
+        modem::switch_mode(&mut self.stack.channel(), self.slot, AccessMode::DirectPush).await
+    }
+
+    /// Switches back to buffer access mode (`AT+QISWTMD=<id>,0`); pushed data is read first.
+    pub async fn disable_direct_push(&mut self) -> Result<()> {
+        modem::switch_mode(&mut self.stack.channel(), self.slot, AccessMode::Buffer).await
+    }
+
+    /// Gives the direct-push buffer back once the connection is in buffer access mode and
+    /// everything pushed was read.
+    pub fn take_push_buffer(&mut self) -> Option<&'static mut [u8]> {
+        let slot = self.slot;
+        self.stack.r.with(|s| {
+            let in_push = s.core.st.sockets.current(slot).is_ok_and(|sl| sl.mode == AccessMode::DirectPush);
+            let empty = s.push.get_mut(slot.connect_id).is_some_and(|ring| ring.is_empty());
+            if in_push || !empty { None } else { s.push.remove(slot.connect_id) }
+        })
+    }
+
+    fn check(&self) -> Result<()> {
+        let slot = self.slot;
+        self.stack.r.with(|s| s.core.st.sockets.current(slot).map(|_| ()))
+    }
+
+    pub(super) fn parts(&self) -> (Stack<'d, W, C>, SlotRef) {
+        (self.stack, self.slot)
     }
 
     /// Closes the connection and waits until the modem closed it (dropping it closes it too,

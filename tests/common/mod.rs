@@ -289,3 +289,23 @@ pub fn nasty_payload(len: usize) -> Vec<u8> {
     v.truncate(len);
     v
 }
+
+/// The async stack's types over the simulator's in-process serial line.
+pub type SimStack = quectel_bg96::asynch::Stack<'static, bg96_sim::HostTx, TokioClock>;
+
+/// A simulator and a brought-up async stack on it; the runner runs on the current `LocalSet`.
+pub async fn sim_stack(
+    sim_config: bg96_sim::SimConfig,
+    config: quectel_bg96::config::Config,
+) -> (bg96_sim::Simulator, SimStack) {
+    let (sim, port) = bg96_sim::Simulator::spawn(sim_config);
+    let (rx, tx) = port.split();
+    let res: &'static quectel_bg96::asynch::Resources<bg96_sim::HostTx, TokioClock> =
+        Box::leak(Box::new(quectel_bg96::asynch::Resources::new(tx, TokioClock::default(), config)));
+    let (stack, runner) = quectel_bg96::asynch::new(res, rx);
+    tokio::task::spawn_local(async move {
+        runner.run().await;
+    });
+    stack.bring_up().await.expect("bring-up");
+    (sim, stack)
+}
