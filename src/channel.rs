@@ -57,6 +57,13 @@ pub trait Channel {
     /// front asks its runner and waits, so a connectID is never closed twice (the second
     /// close could hit a new connection on the same id).
     async fn reclaim(&mut self) -> Result<()>;
+
+    /// Runs `f` on the board's power and reset lines.
+    fn with_power<R>(&mut self, f: impl FnOnce(&mut dyn crate::recovery::PowerControl) -> R) -> R;
+
+    /// Marks this channel as the one running recovery: its commands go ahead while other
+    /// users' commands wait (async front); dropping the channel mid-way ends the recovery.
+    fn set_recovery(&mut self, _on: bool) {}
 }
 
 /// The error for a final result code.

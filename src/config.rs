@@ -67,6 +67,8 @@ pub struct Config {
     pub urc_port: &'static str,
     /// Bring-up timing.
     pub timeouts: Timeouts,
+    /// Recovery rules of the manual's Figure 1 and the reboot back-off.
+    pub recovery: crate::recovery::RebootPolicy,
 }
 
 impl Default for Config {
@@ -81,6 +83,7 @@ impl Default for Config {
             recvind: true,
             urc_port: "uart1",
             timeouts: Timeouts::default(),
+            recovery: crate::recovery::RebootPolicy::default(),
         }
     }
 }

@@ -261,6 +261,8 @@ pub struct State {
     pub modem: ModemStatus,
     /// Counters.
     pub stats: Stats,
+    /// What recovery has seen.
+    pub recovery: crate::recovery::RecoveryState,
     frame: Frame,
     changes: Changes,
 }
@@ -317,6 +319,17 @@ impl Core {
                     incoming_full: 0,
                     bytes_lost: 0,
                     bytes_received: 0,
+                },
+                recovery: crate::recovery::RecoveryState {
+                    open_failures: 0,
+                    deactivate_failures: 0,
+                    reboots: 0,
+                    last_reboot_ms: None,
+                    total_reboots: 0,
+                    suspect: false,
+                    reboot_needed: false,
+                    brought_up: false,
+                    in_progress: false,
                 },
                 frame: Frame::None,
                 changes: Changes { command: false, sockets: 0, deferred: false, modem: false, transparent: false },

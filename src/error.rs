@@ -205,6 +205,11 @@ pub enum Error {
     SimNotReady,
     /// The modem did not register on the network within the time Figure 1 allows.
     NotRegistered,
+    /// The modem needs a reboot but the reboot back-off (Figure 1) does not allow one yet.
+    RebootBackoff {
+        /// Seconds until the next reboot is allowed.
+        retry_in_s: u32,
+    },
 }
 
 impl Error {
@@ -245,6 +250,9 @@ impl fmt::Display for Error {
             Error::Busy => f.write_str("resource busy"),
             Error::SimNotReady => f.write_str("(U)SIM not ready"),
             Error::NotRegistered => f.write_str("not registered on the network"),
+            Error::RebootBackoff { retry_in_s } => {
+                write!(f, "modem unresponsive; next reboot allowed in {retry_in_s} s")
+            }
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod core;
 pub mod error;
 pub mod ingress;
 pub mod modem;
+pub mod recovery;
 pub mod ring;
 pub mod socket;
 pub mod urc;

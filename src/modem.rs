@@ -53,8 +53,46 @@ pub async fn sync<Ch: Channel>(ch: &mut Ch, config: &Config) -> Result<()> {
 
 /// The whole bring-up (Figure 1 up to an active context), for a modem that is powered on.
 pub async fn bring_up<Ch: Channel>(ch: &mut Ch, config: &Config) -> Result<ModemInfo> {
+    exclusively(ch, async |ch: &mut Ch| bring_up_claimed(ch, config).await).await
+}
+
+async fn bring_up_claimed<Ch: Channel>(ch: &mut Ch, config: &Config) -> Result<ModemInfo> {
+    let result = bring_up_steps(ch, config).await;
+    if result.is_ok() {
+        ch.state(|s| {
+            let r = &mut s.recovery;
+            (r.brought_up, r.suspect, r.reboot_needed, r.open_failures, r.deactivate_failures) =
+                (true, false, false, 0, 0);
+        });
+    }
+    result
+}
+
+/// Runs `f` as the one recovery in progress (bring-up, reboot): other users of the modem wait
+/// until it is done.
+async fn exclusively<Ch: Channel, T>(ch: &mut Ch, f: impl AsyncFnOnce(&mut Ch) -> Result<T>) -> Result<T> {
+    loop {
+        let claimed = ch.state(|s| !core::mem::replace(&mut s.recovery.in_progress, true));
+        if claimed {
+            break;
+        }
+        let deadline = ch.now_ms() + 86_400_000;
+        ch.wait_for(deadline, |s| (!s.recovery.in_progress).then_some(())).await?;
+    }
+    ch.set_recovery(true);
+    let result = f(ch).await;
+    ch.set_recovery(false);
+    ch.state(|s| s.recovery.in_progress = false);
+    result
+}
+
+async fn bring_up_steps<Ch: Channel>(ch: &mut Ch, config: &Config) -> Result<ModemInfo> {
     sync(ch, config).await?;
-    ch.state(|s| s.modem.rebooted = false);
+    ch.state(|s| {
+        s.modem.rebooted = false;
+        s.modem.transparent = None;
+        s.modem.last_transparent = None;
+    });
     // echo off (its own echo is tolerated by the ingress), numeric errors, no payload echo
     command(ch, &Ate { echo: false }).await?;
     command(ch, &Cmee { mode: 1 }).await?;
@@ -142,15 +180,33 @@ pub async fn activate_context<Ch: Channel>(ch: &mut Ch, context_id: u8) -> Resul
         ch.state(|s| s.modem.set_context_active(context_id, true));
         return Ok(ip);
     }
-    command(ch, &Qiact { context_id }).await?;
+    if let Err(e) = command(ch, &Qiact { context_id }).await {
+        if e == Error::Timeout {
+            // Figure 1: no answer to AT+QIACT in 150 s: reboot
+            ch.state(|s| s.recovery.reboot_needed = true);
+        }
+        return Err(e);
+    }
     ch.state(|s| s.modem.set_context_active(context_id, true));
     let states = command(ch, &QiactRead).await?;
     Ok(find(&states).flatten())
 }
 
-/// Deactivates a context (`AT+QIDEACT`, up to 40 s).
-pub async fn deactivate_context<Ch: Channel>(ch: &mut Ch, context_id: u8) -> Result<()> {
-    command(ch, &Qideact { context_id }).await?;
+/// Deactivates a context (`AT+QIDEACT`, up to 40 s). Figure 1: no answer in 40 s, or three
+/// failures in a row, and the modem is rebooted.
+pub async fn deactivate_context<Ch: Channel>(ch: &mut Ch, context_id: u8, config: &Config) -> Result<()> {
+    if let Err(e) = command(ch, &Qideact { context_id }).await {
+        let max = config.recovery.max_deactivate_failures;
+        ch.state(|s| {
+            let r = &mut s.recovery;
+            r.deactivate_failures = r.deactivate_failures.saturating_add(1);
+            if e == Error::Timeout || r.deactivate_failures >= max {
+                r.reboot_needed = true;
+            }
+        });
+        return Err(e);
+    }
+    ch.state(|s| s.recovery.deactivate_failures = 0);
     ch.state(|s| {
         s.modem.set_context_active(context_id, false);
         // QIDEACT closes every connection of the context at the modem, without URCs
@@ -173,7 +229,7 @@ pub async fn ensure_context<Ch: Channel>(ch: &mut Ch, context_id: u8) -> Result<
     let deactivated = ch.state(|s| s.modem.deactivated_contexts & (1 << context_id) != 0);
     if deactivated {
         // manual 2.2.5: the host must execute AT+QIDEACT after a pdpdeact
-        let _ = deactivate_context(ch, context_id).await;
+        let _ = command(ch, &Qideact { context_id }).await;
         ch.state(|s| s.modem.deactivated_contexts &= !(1 << context_id));
     }
     activate_context(ch, context_id).await.map(|_| ())
@@ -217,6 +273,10 @@ pub async fn close_pending<Ch: Channel>(ch: &mut Ch) -> Result<()> {
 /// later if the modem did not answer.
 pub async fn close_slot<Ch: Channel>(ch: &mut Ch, connect_id: u8) -> Result<()> {
     let result = command(ch, &Qiclose { connect_id, timeout_s: None }).await;
+    if result == Err(Error::Timeout) {
+        // Figure 1: no answer to AT+QICLOSE in 10 s: reboot
+        ch.state(|s| s.recovery.reboot_needed = true);
+    }
     let result = match result {
         // a socket the modem already forgot is closed as far as anybody cares
         Ok(_) | Err(Error::Modem(ErrorCode::SocketClosed)) | Err(Error::Failed) => Ok(()),
@@ -256,7 +316,15 @@ pub struct OpenParams<'a> {
 
 /// Sends `AT+QIOPEN` on a free connectID; the outcome arrives later as `+QIOPEN` (see
 /// [`open_result`]). Retries on another connectID if the modem says the one chosen is taken.
-pub async fn start_open<Ch: Channel>(ch: &mut Ch, p: &OpenParams<'_>) -> Result<SlotRef> {
+pub async fn start_open<Ch: Channel>(ch: &mut Ch, p: &OpenParams<'_>, config: &Config) -> Result<SlotRef> {
+    ensure_ready(ch, config).await?;
+    // Figure 1: after 5 failed opens in a row, deactivate and activate the context again
+    if ch.state(|s| s.recovery.open_failures) >= config.recovery.max_open_failures {
+        warn!("{} failed opens in a row: re-activating context {}", config.recovery.max_open_failures, p.context_id);
+        deactivate_context(ch, p.context_id, config).await?;
+        activate_context(ch, p.context_id).await?;
+        ch.state(|s| s.recovery.open_failures = 0);
+    }
     ensure_context(ch, p.context_id).await?;
     ch.reclaim().await?;
     let mut avoid = 0u16;
@@ -311,6 +379,7 @@ pub async fn start_open<Ch: Channel>(ch: &mut Ch, p: &OpenParams<'_>) -> Result<
                     if let Some(slot) = s.sockets.get_mut(id) {
                         slot.release(SlotState::Free, None);
                     }
+                    s.recovery.open_failures = s.recovery.open_failures.saturating_add(1);
                 });
                 return Err(e);
             }
@@ -327,9 +396,13 @@ pub fn open_result(s: &mut crate::core::State, r: SlotRef) -> Option<Result<()>>
     };
     match slot.open_result {
         None => None,
-        Some(0) => Some(Ok(())),
+        Some(0) => {
+            s.recovery.open_failures = 0;
+            Some(Ok(()))
+        }
         Some(code) => {
             slot.release(SlotState::PendingClose, None);
+            s.recovery.open_failures = s.recovery.open_failures.saturating_add(1);
             Some(Err(Error::Modem(ErrorCode::from_code(code))))
         }
     }
@@ -342,6 +415,7 @@ pub async fn finish_open<Ch: Channel>(ch: &mut Ch, r: SlotRef) -> Result<()> {
     match ch.wait_for(deadline, |s| open_result(s, r)).await {
         Ok(result) => result,
         Err(Error::Timeout) => {
+            ch.state(|s| s.recovery.open_failures = s.recovery.open_failures.saturating_add(1));
             let _ = close_slot(ch, r.connect_id).await;
             Err(Error::Timeout)
         }
@@ -622,4 +696,184 @@ pub async fn send_hex<Ch: Channel>(ch: &mut Ch, r: SlotRef, data: &[u8]) -> Resu
         return Err(Error::InvalidArgument);
     }
     command(ch, &crate::commands::Qisendex { connect_id: r.connect_id, data }).await.map(|_| ())
+}
+
+/// Before each operation: finishes what recovery left to do (Figure 1). Reboots if a rule
+/// asked for it, brings the modem up again after it rebooted by itself (an unsolicited
+/// `RDY`), and checks a modem that left a command unanswered with `AT`.
+pub async fn ensure_ready<Ch: Channel>(ch: &mut Ch, config: &Config) -> Result<()> {
+    let needed = |s: &mut crate::core::State| {
+        let r = &s.recovery;
+        r.brought_up && (r.reboot_needed || r.suspect || s.modem.rebooted)
+    };
+    if !ch.state(needed) {
+        return Ok(());
+    }
+    exclusively(ch, async |ch: &mut Ch| {
+        loop {
+            let (rec, rebooted) = ch.state(|s| (s.recovery, s.modem.rebooted));
+            if rec.reboot_needed {
+                return reboot_claimed(ch, config).await.map(|_| ());
+            }
+            if rebooted && rec.brought_up {
+                info!("the modem restarted: bringing it up again");
+                return bring_up_claimed(ch, config).await.map(|_| ());
+            }
+            if rec.suspect {
+                match ch.exec(&At, Kind::Plain, 1_000).await {
+                    Ok(_) => ch.state(|s| s.recovery.suspect = false),
+                    Err(_) => ch.state(|s| s.recovery.reboot_needed = true),
+                }
+                continue;
+            }
+            return Ok(());
+        }
+    })
+    .await
+}
+
+/// Reboots the modem (`AT+CFUN=1,1`; the reset line or the power key if it does not answer
+/// and the board has them) and brings it up again, within the reboot back-off of Figure 1.
+pub async fn reboot<Ch: Channel>(ch: &mut Ch, config: &Config) -> Result<ModemInfo> {
+    exclusively(ch, async |ch: &mut Ch| reboot_claimed(ch, config).await).await
+}
+
+async fn reboot_claimed<Ch: Channel>(ch: &mut Ch, config: &Config) -> Result<ModemInfo> {
+    let now = ch.now_ms();
+    let (mut n, last) = ch.state(|s| (s.recovery.reboots + 1, s.recovery.last_reboot_ms));
+    if last.is_some_and(|t| now.saturating_sub(t) > crate::recovery::SERIES_RESET_MS) {
+        n = 1;
+    }
+    let wait = config.recovery.delay_before(n);
+    if let Some(last) = last {
+        let allowed = last + wait;
+        if now < allowed {
+            let retry_in_s = u32::try_from((allowed - now).div_ceil(1000)).unwrap_or(u32::MAX);
+            return Err(Error::RebootBackoff { retry_in_s });
+        }
+    }
+    warn!("rebooting the modem ({} in this series)", n);
+    ch.state(|s| {
+        let r = &mut s.recovery;
+        (r.reboots, r.last_reboot_ms, r.reboot_needed, r.suspect) = (n, Some(now), false, false);
+        r.total_reboots = r.total_reboots.saturating_add(1);
+        s.modem.rebooted = false;
+    });
+    let soft = ch.exec(&crate::commands::Cfun { fun: 1, reset: true }, Kind::Plain, 15_000).await;
+    if soft.is_err() {
+        hard_reset(ch).await;
+    }
+    // the modem says RDY when it is back
+    let deadline = ch.now_ms() + u64::from(config.timeouts.sync_ms);
+    let _ = ch.wait_for(deadline, |s| s.modem.rebooted.then_some(())).await;
+    let result = bring_up_claimed(ch, config).await;
+    if result.is_err() {
+        ch.state(|s| s.recovery.reboot_needed = true);
+    }
+    result
+}
+
+/// Resets a modem that does not answer: the reset line if wired, else the power key (off,
+/// then on). Returns whether the board could do anything.
+pub async fn hard_reset<Ch: Channel>(ch: &mut Ch) -> bool {
+    use crate::recovery::{POWER_KEY_PULSE_MS, RESET_PULSE_MS};
+    let (reset, key) = ch.with_power(|p| (p.has_reset(), p.has_power_key()));
+    if reset {
+        ch.with_power(|p| p.set_reset(true));
+        ch.sleep_ms(RESET_PULSE_MS).await;
+        ch.with_power(|p| p.set_reset(false));
+        return true;
+    }
+    if key {
+        for _ in 0..2 {
+            // a press switches a running modem off, the second one on again
+            ch.with_power(|p| p.set_power_key(true));
+            ch.sleep_ms(POWER_KEY_PULSE_MS).await;
+            ch.with_power(|p| p.set_power_key(false));
+            ch.sleep_ms(POWER_KEY_PULSE_MS).await;
+        }
+        return true;
+    }
+    warn!("the modem does not answer and the board cannot reset it");
+    false
+}
+
+/// Switches the modem on with the power key (pressed 2 s, Figure 1) and waits for `RDY`.
+pub async fn power_on<Ch: Channel>(ch: &mut Ch, config: &Config) -> Result<()> {
+    if !ch.with_power(|p| p.has_power_key()) {
+        return Err(Error::NotSupported);
+    }
+    ch.with_power(|p| {
+        p.set_supply(true);
+        p.set_power_key(true);
+    });
+    ch.sleep_ms(crate::recovery::POWER_KEY_PULSE_MS).await;
+    ch.with_power(|p| p.set_power_key(false));
+    let deadline = ch.now_ms() + u64::from(config.timeouts.sync_ms);
+    ch.wait_for(deadline, |s| s.modem.rebooted.then_some(())).await
+}
+
+/// Figure 1's power-off: `AT+QPOWD=1`, wait for `POWERED DOWN`, then 12 s more before the
+/// supply is cut (where the board can cut it).
+pub async fn power_down<Ch: Channel>(ch: &mut Ch) -> Result<()> {
+    command(ch, &crate::commands::Qpowd { normal: true }).await?;
+    let deadline = ch.now_ms() + 60_000;
+    let _ = ch.wait_for(deadline, |s| s.modem.powered_down.then_some(())).await;
+    ch.sleep_ms(crate::recovery::POWER_DOWN_WAIT_MS).await;
+    ch.with_power(|p| p.set_supply(false));
+    ch.state(|s| {
+        for (_, slot) in s.sockets.iter_mut() {
+            if slot.state != SlotState::Free {
+                slot.release(SlotState::Free, Some(Error::Rebooted));
+            }
+        }
+        s.modem.active_contexts = 0;
+        s.recovery.brought_up = false;
+    });
+    Ok(())
+}
+
+/// Notes that data was sent on a TCP socket: its acknowledgement is checked later.
+pub fn note_sent(s: &mut crate::core::State, r: SlotRef, now: u64, policy: &crate::recovery::RebootPolicy) {
+    if !policy.ack_supervision {
+        return;
+    }
+    if let Ok(slot) = s.sockets.current_mut(r)
+        && matches!(slot.service, ServiceType::Tcp | ServiceType::TcpIncoming)
+        && slot.ack_due.is_none()
+    {
+        slot.ack_due = Some(now + u64::from(policy.ack_interval_ms));
+        slot.ack_checks = 0;
+    }
+}
+
+/// Figure 1's ACK supervision: for sockets with a check due, `AT+QISEND=<id>,0`; nothing
+/// unacknowledged ends the checks; still unacknowledged after the last check closes the
+/// connection, whose owner is told [`Error::Timeout`].
+pub async fn supervise_acks<Ch: Channel>(ch: &mut Ch, policy: &crate::recovery::RebootPolicy) -> Result<()> {
+    let now = ch.now_ms();
+    while let Some(r) = ch.state(|s| s.sockets.ack_due(now)) {
+        let counters = command(ch, &crate::commands::QisendQuery { connect_id: r.connect_id }).await;
+        let now = ch.now_ms();
+        ch.state(|s| {
+            let Ok(slot) = s.sockets.current_mut(r) else { return };
+            match counters {
+                Ok(c) if c.unacked == 0 => (slot.ack_due, slot.ack_checks) = (None, 0),
+                Ok(_) => {
+                    slot.ack_checks = slot.ack_checks.saturating_add(1);
+                    if slot.ack_checks >= policy.ack_checks {
+                        warn!(
+                            "connectID {}: data unacknowledged after {} checks: closing",
+                            r.connect_id, slot.ack_checks
+                        );
+                        slot.release(SlotState::PendingClose, Some(Error::Timeout));
+                    } else {
+                        slot.ack_due = Some(now + u64::from(policy.ack_interval_ms));
+                    }
+                }
+                Err(_) => slot.ack_due = Some(now + u64::from(policy.ack_interval_ms)),
+            }
+        });
+    }
+    Ok(())
 }

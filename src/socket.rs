@@ -64,6 +64,10 @@ pub struct Slot {
     /// The host buffer of a direct-push socket is nearly full: switch it to buffer access mode
     /// so further data waits in the modem.
     pub push_throttle: bool,
+    /// ACK supervision: when to ask `AT+QISEND=<id>,0` next (ms).
+    pub ack_due: Option<u64>,
+    /// ACK supervision: checks so far that found unacknowledged data.
+    pub ack_checks: u8,
     /// Counts `recv`/`closed` URCs (wrapping), so a read can tell whether one arrived while it
     /// ran.
     pub rx_events: u8,
@@ -88,6 +92,8 @@ impl Slot {
             peer_closed: false,
             push_lost: 0,
             push_throttle: false,
+            ack_due: None,
+            ack_checks: 0,
             rx_events: 0,
             lost: None,
         }
@@ -205,6 +211,18 @@ impl SocketTable {
         self.iter()
             .find(|(_, s)| s.push_throttle && s.mode == AccessMode::DirectPush && s.state == SlotState::Open)
             .map(|(id, s)| SlotRef { connect_id: id, generation: s.generation })
+    }
+
+    /// The first socket whose acknowledgement check is due at `now`.
+    pub fn ack_due(&self, now: u64) -> Option<SlotRef> {
+        self.iter()
+            .find(|(_, s)| s.state == SlotState::Open && s.ack_due.is_some_and(|t| t <= now))
+            .map(|(id, s)| SlotRef { connect_id: id, generation: s.generation })
+    }
+
+    /// When the next acknowledgement check is due.
+    pub fn next_ack_due(&self) -> Option<u64> {
+        self.slots.iter().filter(|s| s.state == SlotState::Open).filter_map(|s| s.ack_due).min()
     }
 
     /// A slot that needs `AT+QICLOSE` before it can be reused.

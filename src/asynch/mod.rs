@@ -52,6 +52,7 @@ use crate::core::{Core, DataSink, Kind, State, Stats};
 use crate::error::{Error, Result};
 use crate::ingress::Final;
 use crate::modem::{self, ModemInfo};
+use crate::recovery::{NoPins, PowerControl};
 use crate::ring::PushStores;
 use crate::socket::SlotRef;
 
@@ -123,6 +124,8 @@ pub(crate) struct Shared {
     push: PushStores,
     /// A dropped transparent connection the runner must still take out of transparent mode.
     escape: Option<EscapeRequest>,
+    /// The recovery rules in use (changeable at run time).
+    policy: crate::recovery::RebootPolicy,
 }
 
 struct AsyncSink<'a> {
@@ -153,6 +156,7 @@ pub struct Resources<W, C> {
     clock: C,
     config: Config,
     housekeeping: Signal<CriticalSectionRawMutex, ()>,
+    pins: BlockingMutex<CriticalSectionRawMutex, RefCell<Option<&'static mut (dyn PowerControl + Send)>>>,
 }
 
 impl<W: Write, C: AsyncClock> Resources<W, C> {
@@ -170,18 +174,35 @@ impl<W: Write, C: AsyncClock> Resources<W, C> {
                 next_port: 0,
                 push: PushStores::new(),
                 escape: None,
+                policy: config.recovery.clone(),
             })),
             tx: Mutex::new(tx),
             clock,
             config,
             housekeeping: Signal::new(),
+            pins: BlockingMutex::new(RefCell::new(None)),
         }
+    }
+
+    /// Lets the stack drive the modem's power key and reset line (see
+    /// [`crate::recovery::Pins`]): reboots then work when the modem no longer answers, and
+    /// [`Stack::power_on`] is available.
+    pub fn with_pins(self, pins: &'static mut (dyn PowerControl + Send)) -> Self {
+        self.pins.lock(|p| *p.borrow_mut() = Some(pins));
+        self
     }
 }
 
 impl<W, C> Resources<W, C> {
     fn with<R>(&self, f: impl FnOnce(&mut Shared) -> R) -> R {
         self.shared.lock(|s| f(&mut s.borrow_mut()))
+    }
+
+    /// The configuration with the recovery rules currently in use.
+    fn config(&self) -> Config {
+        let mut c = self.config.clone();
+        c.recovery = self.with(|s| s.policy.clone());
+        c
     }
 
     /// Completes when `f` returns `Some`; re-checked whenever the modem sent something.
@@ -264,8 +285,22 @@ impl<R: Read, W: Write, C: AsyncClock> Runner<'_, R, W, C> {
         };
         let housekeeping = async {
             loop {
-                r.housekeeping.wait().await;
-                let mut ch = AsyncChannel { r };
+                // woken by the runner's input, or when an acknowledgement check is due
+                let next_ack = r.with(|s| s.core.st.sockets.next_ack_due());
+                match next_ack {
+                    Some(t) => {
+                        let _ = select(r.housekeeping.wait(), r.clock.wait_until(t)).await;
+                    }
+                    None => r.housekeeping.wait().await,
+                }
+                let mut ch = AsyncChannel { r, recovery: false, closer: true };
+                let config = r.config();
+                if let Err(e) = modem::ensure_ready(&mut ch, &config).await {
+                    warn!("recovery failed: {:?}", e);
+                }
+                if let Err(e) = modem::supervise_acks(&mut ch, &config.recovery).await {
+                    warn!("acknowledgement check failed: {:?}", e);
+                }
                 if let Some(req) = r.with(|s| s.escape.take()) {
                     transparent::escape_for_dropped(r, req).await;
                 }
@@ -313,7 +348,8 @@ impl<W, C> Resources<W, C> {
                     wakers.wake();
                 }
             }
-            core.st.sockets.pending_close().is_some() || core.st.sockets.throttled().is_some()
+            let recovery = core.st.recovery.brought_up && !core.st.recovery.in_progress && core.st.modem.rebooted;
+            core.st.sockets.pending_close().is_some() || core.st.sockets.throttled().is_some() || recovery
         });
         if close_needed {
             self.housekeeping.signal(());
@@ -380,18 +416,15 @@ impl<W, C> Copy for Stack<'_, W, C> {}
 
 impl<'d, W: Write, C: AsyncClock> Stack<'d, W, C> {
     fn channel(&self) -> AsyncChannel<'d, W, C> {
-        AsyncChannel { r: self.r }
+        AsyncChannel { r: self.r, recovery: false, closer: false }
     }
 
     /// Brings the modem up (the manual's Figure 1); see [`crate::blocking::Bg96::bring_up`].
     pub async fn bring_up(&self) -> Result<ModemInfo> {
         let mut ch = self.channel();
-        let config = self.r.config.clone();
+        let config = self.r.config();
         let info = modem::bring_up(&mut ch, &config).await?;
-        self.r.with(|s| {
-            s.core.acknowledge_reboot();
-            s.info = Some(info.clone());
-        });
+        self.r.with(|s| s.info = Some(info.clone()));
         Ok(info)
     }
 
@@ -421,7 +454,45 @@ impl<'d, W: Write, C: AsyncClock> Stack<'d, W, C> {
 
     /// Deactivates a PDP context (`AT+QIDEACT`, up to 40 s); its sockets are gone afterwards.
     pub async fn deactivate_context(&self, context_id: u8) -> Result<()> {
-        modem::deactivate_context(&mut self.channel(), context_id).await
+        let config = self.r.config();
+        modem::deactivate_context(&mut self.channel(), context_id, &config).await
+    }
+
+    /// Reboots the modem now and brings it up again, within the reboot back-off; see
+    /// [`Bg96::reboot`](crate::blocking::Bg96::reboot).
+    pub async fn reboot(&self) -> Result<ModemInfo> {
+        let config = self.r.config();
+        let info = modem::reboot(&mut self.channel(), &config).await?;
+        self.r.with(|s| s.info = Some(info.clone()));
+        Ok(info)
+    }
+
+    /// Switches the modem on with the power key and waits for `RDY` (needs
+    /// [`Resources::with_pins`]).
+    pub async fn power_on(&self) -> Result<()> {
+        let config = self.r.config();
+        modem::power_on(&mut self.channel(), &config).await
+    }
+
+    /// Switches the modem off as Figure 1 says; see
+    /// [`Bg96::power_down`](crate::blocking::Bg96::power_down).
+    pub async fn power_down(&self) -> Result<()> {
+        modem::power_down(&mut self.channel()).await
+    }
+
+    /// What recovery has seen so far.
+    pub fn recovery(&self) -> crate::recovery::RecoveryState {
+        self.r.with(|s| s.core.st.recovery)
+    }
+
+    /// The recovery rules and reboot back-off in use.
+    pub fn policy(&self) -> crate::recovery::RebootPolicy {
+        self.r.with(|s| s.policy.clone())
+    }
+
+    /// Changes the recovery rules and reboot back-off.
+    pub fn set_policy(&self, policy: crate::recovery::RebootPolicy) {
+        self.r.with(|s| s.policy = policy);
     }
 
     /// The active contexts and their addresses (`AT+QIACT?`).
@@ -500,7 +571,8 @@ impl<'d, W: Write, C: AsyncClock> Stack<'d, W, C> {
     /// Opens a socket and waits for the modem's `+QIOPEN`.
     async fn open(&self, params: modem::OpenParams<'_>) -> Result<SlotRef> {
         let mut ch = self.channel();
-        let slot = modem::start_open(&mut ch, &params).await?;
+        let config = self.r.config();
+        let slot = modem::start_open(&mut ch, &params, &config).await?;
         // if this future is dropped while waiting, the socket is closed in the background
         let guard = ReleaseGuard { stack: *self, slot, armed: true };
         let result = modem::finish_open(&mut ch, slot).await;
@@ -616,7 +688,19 @@ impl<'d, W: Write, C: AsyncClock> Stack<'d, W, C> {
             let result = ch.send(&cmd, chunk).await;
             core::mem::forget(guard);
             match result {
-                Ok(()) => return Ok(chunk.len()),
+                Ok(()) => {
+                    let now = r.clock.now_ms();
+                    let had_ack_check = r.with(|s| {
+                        let before = s.core.st.sockets.next_ack_due();
+                        modem::note_sent(&mut s.core.st, slot, now, &s.policy);
+                        before.is_some()
+                    });
+                    if !had_ack_check {
+                        // the runner's timer must learn about the new check
+                        r.housekeeping.signal(());
+                    }
+                    return Ok(chunk.len());
+                }
                 Err(Error::SendFail) if r.clock.now_ms() < deadline => {
                     let until = r.clock.now_ms() + u64::from(backoff);
                     r.clock.wait_until(until).await;
@@ -674,6 +758,22 @@ impl<W, C> Drop for BrokenGuard<'_, W, C> {
 /// The async front's [`Channel`]: every command takes the command channel in turn.
 pub(crate) struct AsyncChannel<'d, W, C> {
     r: &'d Resources<W, C>,
+    /// This channel runs recovery: its commands do not wait for recovery to end.
+    recovery: bool,
+    /// This is the runner's channel: it closes released sockets itself.
+    closer: bool,
+}
+
+impl<W, C> Drop for AsyncChannel<'_, W, C> {
+    fn drop(&mut self) {
+        if self.recovery {
+            // the recovery was cancelled half-way: let the others go on (and try again)
+            self.r.with(|s| {
+                s.core.st.recovery.in_progress = false;
+                s.wakers.wake();
+            });
+        }
+    }
 }
 
 /// Ends or abandons the running command if the future running it is dropped.
@@ -704,6 +804,10 @@ impl<'d, W: Write, C: AsyncClock> AsyncChannel<'d, W, C> {
         prepare: impl FnOnce(&mut Shared),
     ) -> Result<(lock::Ticket<'d, W, C>, embassy_sync::mutex::MutexGuard<'d, CriticalSectionRawMutex, W>)> {
         cmd.write_to(&mut crate::wire::Discard)?;
+        if !self.recovery {
+            // bring-up or a reboot is running: wait for it
+            self.r.until(|s| (!s.core.st.recovery.in_progress).then_some(())).await;
+        }
         let (ticket, mut tx) = self.acquire().await;
         self.start_with(&mut tx, cmd, kind, timeout_ms, prepare).await?;
         Ok((ticket, tx))
@@ -897,7 +1001,22 @@ impl<W: Write, C: AsyncClock> Channel for AsyncChannel<'_, W, C> {
     }
 
     async fn reclaim(&mut self) -> Result<()> {
+        if self.recovery || self.closer {
+            // the runner would be the one to close them: do it here
+            return modem::close_pending(self).await;
+        }
         self.r.reclaim().await
+    }
+
+    fn with_power<R>(&mut self, f: impl FnOnce(&mut dyn PowerControl) -> R) -> R {
+        self.r.pins.lock(|p| match p.borrow_mut().as_deref_mut() {
+            Some(pins) => f(pins),
+            None => f(&mut NoPins),
+        })
+    }
+
+    fn set_recovery(&mut self, on: bool) {
+        self.recovery = on;
     }
 }
 

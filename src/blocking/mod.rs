@@ -28,6 +28,7 @@ use crate::clock::Clock;
 use crate::commands::{AccessMode, Command, Host, MAX_SEND, Qird, Qisend, ServiceType};
 use crate::config::Config;
 use crate::core::{Core, DataSink, Kind, State, Stats};
+use crate::recovery::{NoPins, PowerControl};
 use crate::ring::{PushStores, Ring};
 
 mod transparent;
@@ -46,8 +47,8 @@ const RX_CHUNK: usize = 64;
 const TX_CHUNK: usize = 32;
 
 /// The BG96 network stack, blocking front. See the [module docs](self).
-pub struct Bg96<S, C> {
-    inner: RefCell<Inner<S, C>>,
+pub struct Bg96<S, C, P = NoPins> {
+    inner: RefCell<Inner<S, C, P>>,
 }
 
 /// Where the front keeps what the ingress hands over outside of a `+QIRD` read: direct-push
@@ -153,9 +154,10 @@ impl DataSink for ReadSink<'_> {
     }
 }
 
-struct Inner<S, C> {
+struct Inner<S, C, P> {
     serial: S,
     clock: C,
+    pins: P,
     core: Core,
     stores: Stores,
     config: Config,
@@ -198,7 +200,7 @@ fn serial_error<E: embedded_io::Error>(e: E) -> Error {
     Error::Serial(e.kind())
 }
 
-impl<S: Read + ReadReady + Write, C: Clock> Inner<S, C> {
+impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
     /// Reads what the serial port has (one chunk) and feeds it to the engine.
     fn pump(&mut self, dest: Dest<'_>) -> Result<bool> {
         if !self.serial.read_ready().map_err(serial_error)? {
@@ -232,9 +234,30 @@ impl<S: Read + ReadReady + Write, C: Clock> Inner<S, C> {
                 block_on(modem::apply_throttles(self))?;
             }
             if !self.pump(Dest::None)? {
-                return Ok(());
+                break;
             }
         }
+        self.maintain()
+    }
+
+    /// Recovery (Figure 1) and ACK supervision, when due. Only after the first bring-up: the
+    /// stack does nothing on its own before.
+    fn maintain(&mut self) -> Result<()> {
+        let rec = self.core.st.recovery;
+        if !rec.brought_up || rec.in_progress {
+            return Ok(());
+        }
+        if rec.reboot_needed || rec.suspect || self.core.st.modem.rebooted {
+            let config = self.config.clone();
+            let info = block_on(modem::ensure_ready(self, &config));
+            info?;
+        }
+        let now = self.clock.now_ms();
+        if self.core.st.sockets.next_ack_due().is_some_and(|t| t <= now) {
+            let policy = self.config.recovery.clone();
+            block_on(modem::supervise_acks(self, &policy))?;
+        }
+        Ok(())
     }
 
     fn write_command<Cmd: Command>(&mut self, cmd: &Cmd) -> Result<()> {
@@ -279,7 +302,7 @@ impl<S: Read + ReadReady + Write, C: Clock> Inner<S, C> {
     }
 }
 
-impl<S: Read + ReadReady + Write, C: Clock> Channel for Inner<S, C> {
+impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Channel for Inner<S, C, P> {
     fn now_ms(&self) -> u64 {
         self.clock.now_ms()
     }
@@ -355,16 +378,30 @@ impl<S: Read + ReadReady + Write, C: Clock> Channel for Inner<S, C> {
     async fn reclaim(&mut self) -> Result<()> {
         modem::close_pending(self).await
     }
+
+    fn with_power<R>(&mut self, f: impl FnOnce(&mut dyn PowerControl) -> R) -> R {
+        f(&mut self.pins)
+    }
 }
 
-impl<S: Read + ReadReady + Write, C: Clock> Bg96<S, C> {
+impl<S: Read + ReadReady + Write, C: Clock> Bg96<S, C, NoPins> {
     /// A stack over `serial` (the UART to the modem, 115200 8N1 by default), timed by `clock`.
     /// Nothing is sent until [`Bg96::bring_up`].
     pub fn new(serial: S, clock: C, config: Config) -> Self {
+        Self::with_pins(serial, clock, config, NoPins)
+    }
+}
+
+impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Bg96<S, C, P> {
+    /// A stack that can also drive the modem's power key and reset line (see
+    /// [`crate::recovery::Pins`]): reboots then work when the modem no longer answers, and
+    /// [`Bg96::power_on`] is available.
+    pub fn with_pins(serial: S, clock: C, config: Config, pins: P) -> Self {
         Self {
             inner: RefCell::new(Inner {
                 serial,
                 clock,
+                pins,
                 core: Core::new(),
                 stores: Stores { push: PushStores::new(), carry: heapless::Deque::new(), carry_owner: None },
                 config,
@@ -384,9 +421,51 @@ impl<S: Read + ReadReady + Write, C: Clock> Bg96<S, C> {
         let inner = &mut *inner;
         let config = inner.config.clone();
         let info = block_on(modem::bring_up(inner, &config))?;
-        inner.core.acknowledge_reboot();
         inner.info = Some(info.clone());
         Ok(info)
+    }
+
+    /// Reboots the modem now (`AT+CFUN=1,1`, or the reset line / power key when it does not
+    /// answer) and brings it up again, within the reboot back-off of the
+    /// [`RebootPolicy`](crate::recovery::RebootPolicy).
+    pub fn reboot(&self) -> Result<ModemInfo> {
+        self.with(|i| {
+            let config = i.config.clone();
+            let info = block_on(modem::reboot(i, &config))?;
+            i.info = Some(info.clone());
+            Ok(info)
+        })
+    }
+
+    /// Switches the modem on with the power key (Figure 1: pressed for 2 s) and waits for
+    /// `RDY`; [`Error::NotSupported`] without a power key line. Follow with
+    /// [`bring_up`](Self::bring_up).
+    pub fn power_on(&self) -> Result<()> {
+        self.with(|i| {
+            let config = i.config.clone();
+            block_on(modem::power_on(i, &config))
+        })
+    }
+
+    /// Switches the modem off as Figure 1 says: `AT+QPOWD=1`, `POWERED DOWN`, then 12 s
+    /// before the supply is cut (where the board can). Every socket is gone afterwards.
+    pub fn power_down(&self) -> Result<()> {
+        self.with(|i| block_on(modem::power_down(i)))
+    }
+
+    /// What recovery has seen: failures in a row, reboots, whether a check is pending.
+    pub fn recovery(&self) -> crate::recovery::RecoveryState {
+        self.with(|i| i.core.st.recovery)
+    }
+
+    /// The recovery rules and reboot back-off in use.
+    pub fn policy(&self) -> crate::recovery::RebootPolicy {
+        self.with(|i| i.config.recovery.clone())
+    }
+
+    /// Changes the recovery rules and reboot back-off.
+    pub fn set_policy(&self, policy: crate::recovery::RebootPolicy) {
+        self.with(|i| i.config.recovery = policy);
     }
 
     /// What the last bring-up learnt.
@@ -404,7 +483,7 @@ impl<S: Read + ReadReady + Write, C: Clock> Bg96<S, C> {
     /// of a TCP/IP command is reported with the code from `AT+QIGETERROR`.
     ///
     /// ```no_run
-    /// # fn f<S: embedded_io::Read + embedded_io::ReadReady + embedded_io::Write, C: quectel_bg96::clock::Clock>(modem: &quectel_bg96::blocking::Bg96<S, C>) -> quectel_bg96::Result<()> {
+    /// # fn f<S: embedded_io::Read + embedded_io::ReadReady + embedded_io::Write, C: quectel_bg96::clock::Clock>(modem: &quectel_bg96::blocking::Bg96<S, C, P>) -> quectel_bg96::Result<()> {
     /// use quectel_bg96::commands::{Qistate, QicfgQuery, QicfgName};
     /// let sockets = modem.command(&Qistate::All)?;
     /// let pkt = modem.command(&QicfgQuery(QicfgName::TransPktSize))?;
@@ -415,7 +494,7 @@ impl<S: Read + ReadReady + Write, C: Clock> Bg96<S, C> {
     }
 
     /// Runs `f` on the stack when it is free to take a command.
-    fn run<R>(&self, f: impl FnOnce(&mut Inner<S, C>) -> Result<R>) -> Result<R> {
+    fn run<R>(&self, f: impl FnOnce(&mut Inner<S, C, P>) -> Result<R>) -> Result<R> {
         self.with(|i| {
             i.poll()?;
             f(i)
@@ -430,7 +509,10 @@ impl<S: Read + ReadReady + Write, C: Clock> Bg96<S, C> {
 
     /// Deactivates a PDP context (`AT+QIDEACT`, up to 40 s); its sockets are gone afterwards.
     pub fn deactivate_context(&self, context_id: u8) -> Result<()> {
-        self.run(|i| block_on(modem::deactivate_context(i, context_id)))
+        self.run(|i| {
+            let config = i.config.clone();
+            block_on(modem::deactivate_context(i, context_id, &config))
+        })
     }
 
     /// The active contexts and their addresses (`AT+QIACT?`).
@@ -577,7 +659,7 @@ impl<S: Read + ReadReady + Write, C: Clock> Bg96<S, C> {
         (inner.serial, inner.clock)
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut Inner<S, C>) -> R) -> R {
+    fn with<R>(&self, f: impl FnOnce(&mut Inner<S, C, P>) -> R) -> R {
         f(&mut self.inner.borrow_mut())
     }
 }
@@ -647,7 +729,7 @@ impl SocketHandle for UdpSocket {
     }
 }
 
-impl<S: Read + ReadReady + Write, C: Clock> Inner<S, C> {
+impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
     fn new_handle(&mut self) -> Result<()> {
         if usize::from(self.handles) >= CONNECT_IDS {
             return Err(Error::NoFreeSocket);
@@ -669,7 +751,8 @@ impl<S: Read + ReadReady + Write, C: Clock> Inner<S, C> {
             local_port,
             access_mode: AccessMode::Buffer,
         };
-        block_on(modem::start_open(self, &params))
+        let config = self.config.clone();
+        block_on(modem::start_open(self, &params, &config))
     }
 
     /// Reads once from a connected socket into `buf`; `WouldBlock` without a command when
@@ -713,7 +796,11 @@ impl<S: Read + ReadReady + Write, C: Clock> Inner<S, C> {
             let chunk = chunk.get(..chunk.len().min(MAX_SEND)).unwrap_or(&[]);
             let cmd = Qisend { connect_id: r.connect_id, len: Some(chunk.len() as u16), remote };
             match block_on(Channel::send(self, &cmd, chunk)) {
-                Ok(()) => sent += chunk.len(),
+                Ok(()) => {
+                    sent += chunk.len();
+                    let now = self.clock.now_ms();
+                    modem::note_sent(&mut self.core.st, r, now, &self.config.recovery);
+                }
                 Err(Error::SendFail) if sent > 0 => return Ok(sent),
                 Err(Error::SendFail) => return Err(nb::Error::WouldBlock),
                 Err(Error::Failed) => {
@@ -811,7 +898,7 @@ impl<S: Read + ReadReady + Write, C: Clock> Inner<S, C> {
     }
 }
 
-impl<S: Read + ReadReady + Write, C: Clock> embedded_nal::TcpClientStack for &Bg96<S, C> {
+impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> embedded_nal::TcpClientStack for &Bg96<S, C, P> {
     type TcpSocket = TcpSocket;
     type Error = Error;
 
@@ -863,7 +950,7 @@ impl<S: Read + ReadReady + Write, C: Clock> embedded_nal::TcpClientStack for &Bg
     }
 }
 
-impl<S: Read + ReadReady + Write, C: Clock> embedded_nal::UdpClientStack for &Bg96<S, C> {
+impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> embedded_nal::UdpClientStack for &Bg96<S, C, P> {
     type UdpSocket = UdpSocket;
     type Error = Error;
 
@@ -925,7 +1012,7 @@ fn fnv1a(s: &str) -> u32 {
     s.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
 }
 
-impl<S: Read + ReadReady + Write, C: Clock> embedded_nal::Dns for &Bg96<S, C> {
+impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> embedded_nal::Dns for &Bg96<S, C, P> {
     type Error = Error;
 
     /// Resolves `hostname` with `AT+QIDNSGIP`. The first call starts the query and returns
@@ -988,7 +1075,7 @@ impl<S: Read + ReadReady + Write, C: Clock> embedded_nal::Dns for &Bg96<S, C> {
     }
 }
 
-impl<S: Read + ReadReady + Write, C: Clock> embedded_nal::TcpFullStack for &Bg96<S, C> {
+impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> embedded_nal::TcpFullStack for &Bg96<S, C, P> {
     /// Records the local port for [`listen`](embedded_nal::TcpFullStack::listen) (1–65535).
     fn bind(&mut self, socket: &mut TcpSocket, local_port: u16) -> Result<()> {
         if local_port == 0 {
@@ -1028,7 +1115,7 @@ impl<S: Read + ReadReady + Write, C: Clock> embedded_nal::TcpFullStack for &Bg96
     }
 }
 
-impl<S: Read + ReadReady + Write, C: Clock> embedded_nal::UdpFullStack for &Bg96<S, C> {
+impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> embedded_nal::UdpFullStack for &Bg96<S, C, P> {
     /// Opens a `"UDP SERVICE"` on `local_port` (1–65535): the socket then receives datagrams
     /// from any peer, each with its sender, and sends with
     /// [`send_to`](embedded_nal::UdpFullStack::send_to).

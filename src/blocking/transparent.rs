@@ -9,6 +9,7 @@ use crate::clock::Clock;
 use crate::commands::{AccessMode, Ato, Command, Qiswtmd, ServiceType};
 use crate::core::Kind;
 use crate::error::{Error, Result};
+use crate::recovery::{NoPins, PowerControl};
 use crate::socket::SlotRef;
 
 /// A connection in transparent access mode: [`embedded_io::Read`] and [`embedded_io::Write`]
@@ -27,18 +28,18 @@ use crate::socket::SlotRef;
 /// told from the modem's own result code, and a pause of a guard time, `+++` and another
 /// pause written by the application would leave the mode. Use buffer or direct-push mode for
 /// untrusted peers.
-pub struct Transparent<'a, S: Read + ReadReady + Write, C: Clock> {
-    modem: &'a Bg96<S, C>,
+pub struct Transparent<'a, S: Read + ReadReady + Write, C: Clock, P: PowerControl = NoPins> {
+    modem: &'a Bg96<S, C, P>,
     slot: SlotRef,
     last_write: u64,
     quiet_since: Option<u64>,
     exited: bool,
 }
 
-impl<S: Read + ReadReady + Write, C: Clock> Bg96<S, C> {
+impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Bg96<S, C, P> {
     /// Switches a connected TCP socket to transparent access mode (`AT+QISWTMD=<id>,2`, answered
     /// by `CONNECT`).
-    pub fn enter_transparent(&self, socket: &TcpSocket) -> Result<Transparent<'_, S, C>> {
+    pub fn enter_transparent(&self, socket: &TcpSocket) -> Result<Transparent<'_, S, C, P>> {
         let r = socket.slot().ok_or(Error::InvalidState)?;
         self.enter(r, |i| {
             let cmd = Qiswtmd { connect_id: r.connect_id, access_mode: AccessMode::Transparent };
@@ -48,7 +49,7 @@ impl<S: Read + ReadReady + Write, C: Clock> Bg96<S, C> {
     }
 
     /// Returns to transparent access mode with `ATO` on the connection that left it last.
-    pub fn resume_transparent(&self, socket: &TcpSocket) -> Result<Transparent<'_, S, C>> {
+    pub fn resume_transparent(&self, socket: &TcpSocket) -> Result<Transparent<'_, S, C, P>> {
         let r = socket.slot().ok_or(Error::InvalidState)?;
         self.enter(r, |i| {
             if i.core.st.modem.last_transparent != Some(r.connect_id) {
@@ -58,7 +59,11 @@ impl<S: Read + ReadReady + Write, C: Clock> Bg96<S, C> {
         })
     }
 
-    fn enter(&self, r: SlotRef, switch: impl FnOnce(&mut Inner<S, C>) -> Result<()>) -> Result<Transparent<'_, S, C>> {
+    fn enter(
+        &self,
+        r: SlotRef,
+        switch: impl FnOnce(&mut Inner<S, C, P>) -> Result<()>,
+    ) -> Result<Transparent<'_, S, C, P>> {
         let last_write = self.with(|i| {
             i.poll()?;
             let slot = i.core.st.sockets.current(r)?;
@@ -77,7 +82,7 @@ impl<S: Read + ReadReady + Write, C: Clock> Bg96<S, C> {
     }
 }
 
-impl<S: Read + ReadReady + Write, C: Clock> Transparent<'_, S, C> {
+impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Transparent<'_, S, C, P> {
     /// Leaves transparent access mode with `+++` (or finds it already left because the peer
     /// closed). The connection is in buffer access mode afterwards.
     pub fn exit(mut self) -> Result<()> {
@@ -93,7 +98,7 @@ impl<S: Read + ReadReady + Write, C: Clock> Transparent<'_, S, C> {
         let id = self.slot.connect_id;
         self.modem.with(|i| {
             let guard = u64::from(i.config.timeouts.guard_time_ms);
-            let transparent = |i: &Inner<S, C>| i.core.st.modem.transparent == Some(id);
+            let transparent = |i: &Inner<S, C, P>| i.core.st.modem.transparent == Some(id);
             // silence before the escape
             while transparent(i) && i.clock.now_ms() < last_write + guard {
                 i.pump(Dest::None)?;
@@ -123,7 +128,7 @@ impl<S: Read + ReadReady + Write, C: Clock> Transparent<'_, S, C> {
     }
 }
 
-impl<S: Read + ReadReady + Write, C: Clock> Drop for Transparent<'_, S, C> {
+impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Drop for Transparent<'_, S, C, P> {
     fn drop(&mut self) {
         if let Err(e) = self.escape() {
             warn!("leaving transparent mode failed: {:?}", e);
@@ -131,11 +136,11 @@ impl<S: Read + ReadReady + Write, C: Clock> Drop for Transparent<'_, S, C> {
     }
 }
 
-impl<S: Read + ReadReady + Write, C: Clock> embedded_io::ErrorType for Transparent<'_, S, C> {
+impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> embedded_io::ErrorType for Transparent<'_, S, C, P> {
     type Error = Error;
 }
 
-impl<S: Read + ReadReady + Write, C: Clock> Read for Transparent<'_, S, C> {
+impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Read for Transparent<'_, S, C, P> {
     /// Waits for at least one byte; `Ok(0)` once the peer closed and everything was read.
     fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
         if buf.is_empty() {
@@ -179,7 +184,7 @@ impl<S: Read + ReadReady + Write, C: Clock> Read for Transparent<'_, S, C> {
     }
 }
 
-impl<S: Read + ReadReady + Write, C: Clock> ReadReady for Transparent<'_, S, C> {
+impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> ReadReady for Transparent<'_, S, C, P> {
     fn read_ready(&mut self) -> Result<bool> {
         let slot = self.slot;
         self.modem.with(|i| {
@@ -191,7 +196,7 @@ impl<S: Read + ReadReady + Write, C: Clock> ReadReady for Transparent<'_, S, C> 
     }
 }
 
-impl<S: Read + ReadReady + Write, C: Clock> Write for Transparent<'_, S, C> {
+impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Write for Transparent<'_, S, C, P> {
     /// Writes raw bytes to the connection; [`Error::Closed`] once the modem left transparent
     /// mode (the peer closed).
     fn write(&mut self, buf: &[u8]) -> Result<usize> {
