@@ -94,6 +94,12 @@ pub async fn command_with<Ch: Channel, C: Command>(
 ) -> Result<C::Response> {
     match ch.exec(cmd, kind, timeout_ms).await {
         Err(Error::Failed) if C::TCPIP => Err(last_error(ch).await),
+        Err(Error::Timeout) => {
+            // Figure 1: a command without an answer may mean a hung modem: check it before
+            // the next use
+            ch.state(|s| s.recovery.suspect = true);
+            Err(Error::Timeout)
+        }
         other => other,
     }
 }

@@ -137,8 +137,13 @@ impl Simulator {
         &self.inner.shared
     }
 
+    /// Hands a control to the engine and waits until it has taken effect, so that a command
+    /// the host sends afterwards sees it (fault injection is deterministic).
     fn control(&self, c: Ctl) {
         self.shared().post(Event::Control(c));
+        let (tx, rx) = channel();
+        self.shared().post(Event::Query(Query::Contexts(tx)));
+        let _ = rx.recv_timeout(Duration::from_secs(2));
     }
 
     /// Byte and command counters.
@@ -202,6 +207,31 @@ impl Simulator {
     /// including a deferred result (`+QIOPEN`, `dnsgip`, `+QPING`, `+QNTP`, `CONNECT`), is sent.
     pub fn drop_response(&self, command_prefix: &str) {
         self.control(Ctl::Drop(command_prefix.to_string()));
+    }
+
+    /// The next command starting with `command_prefix` is answered as usual (`OK`), but its
+    /// deferred result (`+QIOPEN`, `dnsgip`, `+QPING`, `+QNTP`) never comes.
+    pub fn drop_deferred(&self, command_prefix: &str) {
+        self.control(Ctl::DropDeferred(command_prefix.to_string()));
+    }
+
+    /// The modem hangs: it ignores everything the host sends (and answers nothing) until it is
+    /// rebooted ([`Simulator::reboot`], which a test's reset line or power key can call).
+    pub fn hang(&self) {
+        self.control(Ctl::Hang);
+    }
+
+    /// The next `n` commands starting with `command_prefix` fail without being executed: bare
+    /// `ERROR` (field profile; `+CME ERROR: <code>` in the manual profile) with `code` in
+    /// `AT+QIGETERROR`.
+    pub fn fail_next(&self, command_prefix: &str, n: usize, code: u16) {
+        self.control(Ctl::Fail(command_prefix.to_string(), n, code));
+    }
+
+    /// While `on`, bytes sent on `connect_id` are not counted as acknowledged in
+    /// `AT+QISEND=<id>,0` (a peer that stopped acknowledging).
+    pub fn hold_acks(&self, connect_id: u8, on: bool) {
+        self.control(Ctl::Hold(connect_id, on));
     }
 
     /// Injects a URC (`text` without CR/LF; it is framed as `\r\n<text>\r\n`).

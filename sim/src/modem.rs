@@ -103,6 +103,10 @@ pub(crate) enum Ctl {
     SendFailNext(usize),
     Delay(String, Duration),
     Drop(String),
+    DropDeferred(String),
+    Hang,
+    Fail(String, usize, u16),
+    Hold(u8, bool),
     Inject(InjectPoint, String),
 }
 
@@ -234,6 +238,8 @@ struct Sock {
     urc_armed: bool,
     tx_total: u64,
     tx_acked: u64,
+    /// `hold_acks` fault: the acknowledged count is frozen at this value.
+    hold_acks: Option<u64>,
     announced: bool,
     silent: bool,
     open_at: Instant,
@@ -356,6 +362,8 @@ struct Tp {
 enum Fault {
     Delay(String, Duration),
     Drop(String),
+    DropDeferred(String),
+    Fail(String, u16),
     Inject(InjectPoint, String),
 }
 
@@ -401,6 +409,8 @@ pub(crate) struct Modem {
     room: usize,
     wants_room: bool,
     cur_silent: bool,
+    /// The `hang` fault: input is ignored until the next reboot.
+    hung: bool,
     cmd_names: Vec<String>,
     /// Time of the latest input (for guard times measured from entering data mode).
     now: Instant,
@@ -452,6 +462,7 @@ impl Modem {
             room: usize::MAX,
             wants_room: false,
             cur_silent: false,
+            hung: false,
             cmd_names: Vec::new(),
             now,
             udp_dropped: 0,
@@ -620,6 +631,7 @@ impl Modem {
     }
 
     fn reboot(&mut self, now: Instant) {
+        self.hung = false;
         self.reset_state(now);
         self.power_on(now);
     }
@@ -640,6 +652,18 @@ impl Modem {
             Ctl::SendFailNext(n) => self.send_fail_next = n,
             Ctl::Delay(p, d) => self.add_fault(Fault::Delay(p, d.min(MAX_DELAY))),
             Ctl::Drop(p) => self.add_fault(Fault::Drop(p)),
+            Ctl::DropDeferred(p) => self.add_fault(Fault::DropDeferred(p)),
+            Ctl::Hang => self.hung = true,
+            Ctl::Fail(p, n, code) => {
+                for _ in 0..n.min(1000) {
+                    self.add_fault(Fault::Fail(p.clone(), code));
+                }
+            }
+            Ctl::Hold(id, on) => {
+                if let Some(s) = self.sock_mut(id) {
+                    s.hold_acks = on.then_some(s.tx_acked);
+                }
+            }
             Ctl::Inject(InjectPoint::Now, text) => self.urc(text.as_bytes()),
             Ctl::Inject(p, text) => self.add_fault(Fault::Inject(p, text)),
         }
@@ -740,6 +764,7 @@ impl Modem {
             urc_armed: true,
             tx_total: 0,
             tx_acked: 0,
+            hold_acks: None,
             announced: false,
             silent: self.cur_silent,
             open_at: now,
@@ -1220,7 +1245,7 @@ impl Modem {
     /// One host byte, delivered at `at`.
     pub fn feed(&mut self, at: Instant, b: u8) {
         self.now = self.now.max(at);
-        if self.power != Power::On {
+        if self.power != Power::On || self.hung {
             return;
         }
         match self.mode {
@@ -1284,6 +1309,8 @@ impl Modem {
         let upper = String::from_utf8_lossy(line).to_ascii_uppercase();
         let mut delay = None;
         let mut dropped = false;
+        let mut deferred_dropped = false;
+        let mut fail: Option<u16> = None;
         let mut between: Option<(usize, String)> = None;
         let mut after: Option<String> = None;
         let mut i = 0;
@@ -1291,6 +1318,8 @@ impl Modem {
             let take = match &self.faults[i] {
                 Fault::Delay(p, _) => delay.is_none() && matches_prefix(&upper, p),
                 Fault::Drop(p) => !dropped && matches_prefix(&upper, p),
+                Fault::DropDeferred(p) => !deferred_dropped && matches_prefix(&upper, p),
+                Fault::Fail(p, _) => fail.is_none() && matches_prefix(&upper, p),
                 Fault::Inject(InjectPoint::BetweenLines { command_prefix, .. }, _) => {
                     between.is_none() && matches_prefix(&upper, command_prefix)
                 }
@@ -1306,13 +1335,18 @@ impl Modem {
             match self.faults.remove(i) {
                 Fault::Delay(_, d) => delay = Some(d),
                 Fault::Drop(_) => dropped = true,
+                Fault::DropDeferred(_) => deferred_dropped = true,
+                Fault::Fail(_, code) => fail = Some(code),
                 Fault::Inject(InjectPoint::BetweenLines { after_line, .. }, t) => between = Some((after_line, t)),
                 Fault::Inject(_, t) => after = Some(t),
             }
         }
-        self.cur_silent = dropped;
+        self.cur_silent = dropped || deferred_dropped;
         let tcpip = is_tcpip(&name);
-        let result = self.execute(now, line);
+        let result = match fail {
+            Some(code) => Err(E::Tcp(code)),
+            None => self.execute(now, line),
+        };
         self.cur_silent = false;
         let mut pieces: Vec<Vec<u8>> = match result {
             Ok(o) => {
@@ -2109,7 +2143,8 @@ impl Modem {
             return Err(E::Tcp(552));
         }
         if a.len() == 2 && len == Some(0) {
-            return Ok(Outcome::Ok(vec![line(format!("+QISEND: {},{},{}", s.tx_total, s.tx_acked, s.unacked()))]));
+            let acked = s.hold_acks.unwrap_or(s.tx_acked);
+            return Ok(Outcome::Ok(vec![line(format!("+QISEND: {},{},{}", s.tx_total, acked, s.tx_total - acked))]));
         }
         match s.state {
             SocketState::Connected => {}

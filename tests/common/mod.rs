@@ -309,3 +309,57 @@ pub async fn sim_stack(
     stack.bring_up().await.expect("bring-up");
     (sim, stack)
 }
+
+/// Real time that can be fast-forwarded: the manual's long timeouts (150 s, 40 s, ...) run
+/// in a fraction of the time while the simulator keeps its real-time behaviour.
+#[derive(Clone, Default)]
+pub struct FastClock(std::sync::Arc<std::sync::Mutex<FastState>>);
+
+#[derive(Default)]
+struct FastState {
+    base: u64,
+    since: Option<std::time::Instant>,
+    factor: u64,
+}
+
+impl FastClock {
+    /// Time runs `factor` times faster from now on (1 = real time).
+    pub fn speed(&self, factor: u64) {
+        let mut s = self.0.lock().unwrap();
+        let now = Self::now_locked(&mut s);
+        s.base = now;
+        s.since = Some(std::time::Instant::now());
+        s.factor = factor.max(1);
+    }
+    fn now_locked(s: &mut FastState) -> u64 {
+        let since = *s.since.get_or_insert_with(std::time::Instant::now);
+        s.base + since.elapsed().as_millis() as u64 * s.factor.max(1)
+    }
+}
+
+impl quectel_bg96::clock::Clock for FastClock {
+    fn now_ms(&self) -> u64 {
+        Self::now_locked(&mut self.0.lock().unwrap())
+    }
+}
+
+/// The commands the host wrote to the simulated modem, in order (without the final CR).
+pub fn sent_commands(sim: &bg96_sim::Simulator) -> Vec<String> {
+    let mut bytes = Vec::new();
+    for r in sim.wire_log() {
+        if r.direction == bg96_sim::Direction::ToModem {
+            bytes.extend_from_slice(&r.bytes);
+        }
+    }
+    // a send's payload is followed by the next command without a CR: cut lines at "AT"
+    bytes
+        .split(|&b| b == b'\r')
+        .map(|l| String::from_utf8_lossy(l).to_string())
+        .filter_map(|l| l.find("AT").map(|i| l[i..].to_string()))
+        .collect()
+}
+
+/// The commands sent after the first `n` (what a step of a test caused).
+pub fn commands_since(sim: &bg96_sim::Simulator, n: usize) -> Vec<String> {
+    sent_commands(sim).into_iter().skip(n).collect()
+}
