@@ -10,7 +10,7 @@ use core::net::SocketAddr;
 use core::pin::pin;
 use core::task::{Context, Poll, Waker};
 
-use crate::commands::{Command, Qigeterror, Qird, Qisend};
+use crate::commands::{Command, CommandLine, Qigeterror, Qird, Qisend};
 use crate::core::{Kind, State};
 use crate::error::{Error, ErrorCode, Result};
 use crate::ingress::Final;
@@ -36,9 +36,27 @@ pub trait Channel {
     async fn sleep_ms(&mut self, ms: u32);
 
     /// Runs `cmd`: writes it, waits up to `timeout_ms` for the final result (`kind` tells the
-    /// shape of the answer) and parses the answer. A final result other than `OK`/`CONNECT`
-    /// is returned as an error by [`interpret`]; no `AT+QIGETERROR` here.
-    async fn exec<C: Command>(&mut self, cmd: &C, kind: Kind, timeout_ms: u32) -> Result<C::Response>;
+    /// shape of the answer) and hands the information lines to `parse` while the command is
+    /// still the current one. A final result other than `OK`/`CONNECT` is returned as an error
+    /// by [`interpret`]; no `AT+QIGETERROR` here.
+    async fn exec_line(
+        &mut self,
+        cmd: &dyn CommandLine,
+        kind: Kind,
+        timeout_ms: u32,
+        parse: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()>;
+
+    /// [`exec_line`](Channel::exec_line) for a typed command, returning its parsed answer.
+    async fn exec<C: Command>(&mut self, cmd: &C, kind: Kind, timeout_ms: u32) -> Result<C::Response> {
+        let mut out = None;
+        self.exec_line(cmd, kind, timeout_ms, &mut |resp| {
+            out = Some(cmd.parse_lines(resp)?);
+            Ok(())
+        })
+        .await?;
+        out.ok_or(Error::Parse)
+    }
 
     /// `AT+QISEND`: the command, the prompt, `data`, then `SEND OK`.
     async fn send(&mut self, cmd: &Qisend, data: &[u8]) -> Result<()>;
@@ -92,8 +110,25 @@ pub async fn command_with<Ch: Channel, C: Command>(
     kind: Kind,
     timeout_ms: u32,
 ) -> Result<C::Response> {
-    match ch.exec(cmd, kind, timeout_ms).await {
-        Err(Error::Failed) if C::TCPIP => Err(last_error(ch).await),
+    let mut out = None;
+    command_line(ch, cmd, kind, timeout_ms, &mut |resp| {
+        out = Some(cmd.parse_lines(resp)?);
+        Ok(())
+    })
+    .await?;
+    out.ok_or(Error::Parse)
+}
+
+/// The one (non-generic) path of [`command_with`].
+pub async fn command_line<Ch: Channel>(
+    ch: &mut Ch,
+    cmd: &dyn CommandLine,
+    kind: Kind,
+    timeout_ms: u32,
+    parse: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
+    match ch.exec_line(cmd, kind, timeout_ms, parse).await {
+        Err(Error::Failed) if cmd.is_tcpip() => Err(last_error(ch).await),
         Err(Error::Timeout) => {
             // Figure 1: a command without an answer may mean a hung modem: check it before
             // the next use

@@ -93,12 +93,22 @@ async fn bring_up_steps<Ch: Channel>(ch: &mut Ch, config: &Config) -> Result<Mod
         s.modem.transparent = None;
         s.modem.last_transparent = None;
     });
-    // echo off (its own echo is tolerated by the ingress), numeric errors, no payload echo
-    command(ch, &Ate { echo: false }).await?;
-    command(ch, &Cmee { mode: 1 }).await?;
-    command(ch, &Qisde { echo: false }).await?;
+    // echo off (its own echo is tolerated by the ingress), numeric errors, no payload echo,
+    // URCs to our UART; then the settings the framing of this crate relies on (text data,
+    // header and data on separate lines). One loop: this is the bulk of the firmware's code.
+    let steps: [&dyn crate::commands::CommandLine; 6] = [
+        &Ate { echo: false },
+        &Cmee { mode: 1 },
+        &Qisde { echo: false },
+        &Qurccfg { port: config.urc_port },
+        &Qicfg(QicfgSetting::DataFormat { send_hex: false, recv_hex: false }),
+        &Qicfg(QicfgSetting::ViewMode(0)),
+    ];
+    for step in steps {
+        crate::channel::command_line(ch, step, Kind::Plain, crate::commands::DEFAULT_TIMEOUT_MS, &mut |_| Ok(()))
+            .await?;
+    }
     ch.state(|s| s.modem.payload_echo = false);
-    command(ch, &Qurccfg { port: config.urc_port }).await?;
     let revision = command(ch, &Qgmr).await?;
     info!("BG96 firmware {}", revision.0.as_str());
 
@@ -121,9 +131,6 @@ async fn bring_up_steps<Ch: Channel>(ch: &mut Ch, config: &Config) -> Result<Mod
     let local_ip = activate_context(ch, c.context_id).await?;
     let stale_sockets_closed = close_stale_sockets(ch).await?;
 
-    // the framing this crate reads: text data, header and data on separate lines
-    command(ch, &Qicfg(QicfgSetting::DataFormat { send_hex: false, recv_hex: false })).await?;
-    command(ch, &Qicfg(QicfgSetting::ViewMode(0))).await?;
     // firmware before 01.008 has no recvind and says ERROR: probe without AT+QIGETERROR
     let probe = Qicfg(QicfgSetting::RecvInd(true));
     let recvind = config.recvind && ch.exec(&probe, Kind::Plain, probe.timeout_ms()).await.is_ok();
@@ -748,7 +755,7 @@ async fn reboot_claimed<Ch: Channel>(ch: &mut Ch, config: &Config) -> Result<Mod
     if let Some(last) = last {
         let allowed = last + wait;
         if now < allowed {
-            let retry_in_s = u32::try_from((allowed - now).div_ceil(1000)).unwrap_or(u32::MAX);
+            let retry_in_s = u32::try_from(allowed - now).unwrap_or(u32::MAX).div_ceil(1000);
             return Err(Error::RebootBackoff { retry_in_s });
         }
     }

@@ -286,14 +286,62 @@ pub fn parse_i32(digits: &[u8]) -> Option<i32> {
     }
 }
 
-/// An IPv4 or IPv6 address in text form.
+/// An IPv4 or IPv6 address in text form (IPv6 with or without `::` compression).
+///
+/// A small parser of its own: `core::net`'s general one costs kilobytes of flash.
 pub fn parse_ip(text: &[u8]) -> Option<IpAddr> {
-    let s = core::str::from_utf8(text).ok()?;
-    if s.contains(':') {
-        s.parse::<Ipv6Addr>().ok().map(IpAddr::V6)
-    } else {
-        s.parse::<Ipv4Addr>().ok().map(IpAddr::V4)
+    if text.contains(&b':') { parse_ipv6(text).map(IpAddr::V6) } else { parse_ipv4(text).map(IpAddr::V4) }
+}
+
+fn parse_ipv4(text: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut parts = text.split(|&b| b == b'.');
+    for o in octets.iter_mut() {
+        let p = parts.next()?;
+        if p.len() > 3 || (p.len() > 1 && p.first() == Some(&b'0')) {
+            return None;
+        }
+        *o = u8::try_from(parse_u32(p)?).ok()?;
     }
+    parts.next().is_none().then_some(Ipv4Addr::from(octets))
+}
+
+fn parse_groups(text: &[u8], out: &mut [u16; 8]) -> Option<usize> {
+    if text.is_empty() {
+        return Some(0);
+    }
+    let mut n = 0;
+    for g in text.split(|&b| b == b':') {
+        if g.is_empty() || g.len() > 4 {
+            return None;
+        }
+        let mut v = 0u16;
+        for &c in g {
+            v = (v << 4) | u16::from((c as char).to_digit(16)? as u8);
+        }
+        *out.get_mut(n)? = v;
+        n += 1;
+    }
+    Some(n)
+}
+
+fn parse_ipv6(text: &[u8]) -> Option<Ipv6Addr> {
+    let mut head = [0u16; 8];
+    let mut tail = [0u16; 8];
+    let gap = text.windows(2).position(|w| w == b"::");
+    let (h, t) = match gap {
+        Some(i) => (parse_groups(text.get(..i)?, &mut head)?, parse_groups(text.get(i + 2..)?, &mut tail)?),
+        None => (parse_groups(text, &mut head)?, 0),
+    };
+    let full = h + t == 8 && gap.is_none();
+    if !full && (gap.is_none() || h + t > 7) {
+        return None;
+    }
+    let mut segs = head;
+    for (i, v) in tail.iter().take(t).enumerate() {
+        *segs.get_mut(8 - t + i)? = *v;
+    }
+    Some(Ipv6Addr::from(segs))
 }
 
 /// `ip` and `port` fields as a socket address.
@@ -331,6 +379,36 @@ mod tests {
         let v6: IpAddr = "2001:db8::1".parse().unwrap();
         assert_eq!(&written(|s| put_ip(s, v6))[..], b"\"2001:DB8:0:0:0:0:0:1\"");
         assert_eq!(parse_ip(b"2001:DB8:0:0:0:0:0:1"), Some(v6));
+        for s in [
+            "::",
+            "::1",
+            "1::",
+            "2001:db8::8a2e:370:7334",
+            "fe80::1:2:3:4:5",
+            "1:2:3:4:5:6:7:8",
+            "0.0.0.0",
+            "255.255.255.255",
+            "10.7.157.1",
+        ] {
+            assert_eq!(parse_ip(s.as_bytes()), Some(s.parse().unwrap()), "{s}");
+        }
+        for s in [
+            "",
+            ":",
+            ":::",
+            "1:2:3:4:5:6:7:8:9",
+            "1::2::3",
+            "12345::",
+            "g::",
+            "1.2.3",
+            "1.2.3.4.5",
+            "256.1.1.1",
+            "01.2.3.4",
+            "1..2.3",
+            "1:2:3:4:5:6:7",
+        ] {
+            assert_eq!(parse_ip(s.as_bytes()), None, "{s}");
+        }
     }
 
     #[test]

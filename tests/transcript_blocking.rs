@@ -38,6 +38,8 @@ fn bring_up_waits_for_app_rdy_and_closes_stale_sockets() {
         .exchange("AT+CMEE=1\r", "\r\nOK\r\n")
         .exchange("AT+QISDE=0\r", "\r\nOK\r\n")
         .exchange("AT+QURCCFG=\"urcport\",\"uart1\"\r", "\r\nOK\r\n")
+        .exchange("AT+QICFG=\"dataformat\",0,0\r", "\r\nOK\r\n")
+        .exchange("AT+QICFG=\"viewmode\",0\r", "\r\nOK\r\n")
         .exchange("AT+QGMR\r", "\r\nBG96MAR02A08M1G\r\n\r\nOK\r\n")
         .exchange("AT+CPIN?\r", "\r\n+CPIN: READY\r\n\r\nOK\r\n")
         .exchange("AT+CREG?\r", "\r\n+CREG: 0,5\r\n\r\nOK\r\n")
@@ -46,8 +48,6 @@ fn bring_up_waits_for_app_rdy_and_closes_stale_sockets() {
         .exchange("AT+QIACT?\r", "\r\n+QIACT: 1,1,1,\"10.0.0.7\"\r\n\r\nOK\r\n")
         .exchange("AT+QISTATE?\r", "\r\n+QISTATE: 3,\"TCP\",\"10.1.1.1\",80,4000,2,1,0,0,\"uart1\"\r\n\r\nOK\r\n")
         .exchange("AT+QICLOSE=3\r", "\r\nOK\r\n")
-        .exchange("AT+QICFG=\"dataformat\",0,0\r", "\r\nOK\r\n")
-        .exchange("AT+QICFG=\"viewmode\",0\r", "\r\nOK\r\n")
         .exchange("AT+QICFG=\"recvind\",1\r", "\r\nOK\r\n");
     let modem = Bg96::new(s.serial(), TickClock::default(), config());
     let info = modem.bring_up().unwrap();

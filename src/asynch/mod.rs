@@ -46,7 +46,7 @@ use embedded_io_async::{Read, Write};
 
 use crate::channel::{self, Channel, ReadInfo, interpret};
 use crate::clock::AsyncClock;
-use crate::commands::{Command, MAX_READ, Qird, Qisend};
+use crate::commands::{Command, CommandLine, MAX_READ, Qird, Qisend};
 use crate::config::Config;
 use crate::core::{Core, DataSink, Kind, State, Stats};
 use crate::error::{Error, Result};
@@ -796,14 +796,14 @@ impl<W, C> Drop for CommandGuard<'_, W, C> {
 impl<'d, W: Write, C: AsyncClock> AsyncChannel<'d, W, C> {
     /// Waits for the command channel, finishes what an abandoned command left, and starts
     /// `cmd`. The returned guards must live until the command is over.
-    async fn start<Cmd: Command>(
+    async fn start(
         &self,
-        cmd: &Cmd,
+        cmd: &dyn CommandLine,
         kind: Kind,
         timeout_ms: u32,
         prepare: impl FnOnce(&mut Shared),
     ) -> Result<(lock::Ticket<'d, W, C>, embassy_sync::mutex::MutexGuard<'d, CriticalSectionRawMutex, W>)> {
-        cmd.write_to(&mut crate::wire::Discard)?;
+        cmd.write_line(&mut crate::wire::Discard)?;
         if !self.recovery {
             // bring-up or a reboot is running: wait for it
             self.r.until(|s| (!s.core.st.recovery.in_progress).then_some(())).await;
@@ -823,16 +823,16 @@ impl<'d, W: Write, C: AsyncClock> AsyncChannel<'d, W, C> {
     }
 
     /// Starts `cmd` on the channel the caller holds.
-    async fn start_with<Cmd: Command>(
+    async fn start_with(
         &self,
         tx: &mut W,
-        cmd: &Cmd,
+        cmd: &dyn CommandLine,
         kind: Kind,
         timeout_ms: u32,
         prepare: impl FnOnce(&mut Shared),
     ) -> Result<()> {
         let mut line: heapless::Vec<u8, CMD_MAX> = heapless::Vec::new();
-        cmd.write_to(&mut line)?;
+        cmd.write_line(&mut line)?;
         let r = self.r;
         // a command abandoned by a dropped future may still be in flight: let it finish
         let deadline = r.clock.now_ms() + u64::from(timeout_ms);
@@ -856,7 +856,7 @@ impl<'d, W: Write, C: AsyncClock> AsyncChannel<'d, W, C> {
             }
         }
         r.with(|s| {
-            s.core.begin(cmd.response_prefix(), kind)?;
+            s.core.begin(cmd.prefix(), kind)?;
             prepare(s);
             Ok::<(), Error>(())
         })?;
@@ -905,14 +905,20 @@ impl<W: Write, C: AsyncClock> Channel for AsyncChannel<'_, W, C> {
         self.r.clock.wait_until(deadline).await;
     }
 
-    async fn exec<Cmd: Command>(&mut self, cmd: &Cmd, kind: Kind, timeout_ms: u32) -> Result<Cmd::Response> {
+    async fn exec_line(
+        &mut self,
+        cmd: &dyn CommandLine,
+        kind: Kind,
+        timeout_ms: u32,
+        parse: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
         let (_ticket, _tx) = self.start(cmd, kind, timeout_ms, |_| {}).await?;
         let mut guard = CommandGuard { r: self.r, armed: true };
         let deadline = self.r.clock.now_ms() + u64::from(timeout_ms);
         let result = self.finish(deadline).await;
         guard.armed = false;
         self.r.with(|s| {
-            let out = result.and_then(interpret).and_then(|()| cmd.parse_lines(s.core.response()?));
+            let out = result.and_then(interpret).and_then(|()| parse(s.core.response()?));
             s.core.end();
             out
         })

@@ -25,7 +25,7 @@ use embedded_io::{Read, ReadReady, Write};
 
 use crate::channel::{self, Channel, ReadInfo, block_on, interpret};
 use crate::clock::Clock;
-use crate::commands::{AccessMode, Command, Host, MAX_SEND, Qird, Qisend, ServiceType};
+use crate::commands::{AccessMode, Command, CommandLine, Host, MAX_SEND, Qird, Qisend, ServiceType};
 use crate::config::Config;
 use crate::core::{Core, DataSink, Kind, State, Stats};
 use crate::recovery::{NoPins, PowerControl};
@@ -260,19 +260,18 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
         Ok(())
     }
 
-    fn write_command<Cmd: Command>(&mut self, cmd: &Cmd) -> Result<()> {
-        // check every argument before the first byte goes out: a partial line would
-        // corrupt the next command
-        cmd.write_to(&mut Discard)?;
+    fn write_command(&mut self, cmd: &dyn CommandLine) -> Result<()> {
         let mut sink = SerialSink { serial: &mut self.serial, buf: heapless::Vec::new() };
-        cmd.write_to(&mut sink)?;
+        cmd.write_line(&mut sink)?;
         sink.flush()?;
         self.serial.flush().map_err(serial_error)
     }
 
-    fn start<Cmd: Command>(&mut self, cmd: &Cmd, kind: Kind) -> Result<()> {
-        cmd.write_to(&mut Discard)?;
-        self.core.begin(cmd.response_prefix(), kind)?;
+    fn start(&mut self, cmd: &dyn CommandLine, kind: Kind) -> Result<()> {
+        // check every argument before the first byte goes out: a partial line would
+        // corrupt the next command
+        cmd.write_line(&mut Discard)?;
+        self.core.begin(cmd.prefix(), kind)?;
         if let Err(e) = self.write_command(cmd) {
             self.core.end();
             return Err(e);
@@ -316,11 +315,16 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Channel for Inner<S
         }
     }
 
-    async fn exec<Cmd: Command>(&mut self, cmd: &Cmd, kind: Kind, timeout_ms: u32) -> Result<Cmd::Response> {
+    async fn exec_line(
+        &mut self,
+        cmd: &dyn CommandLine,
+        kind: Kind,
+        timeout_ms: u32,
+        parse: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
         self.start(cmd, kind)?;
         let deadline = self.clock.now_ms() + u64::from(timeout_ms);
-        let result =
-            self.wait_result(deadline, None).and_then(interpret).and_then(|()| cmd.parse_lines(self.core.response()?));
+        let result = self.wait_result(deadline, None).and_then(interpret).and_then(|()| parse(self.core.response()?));
         self.core.end();
         result
     }

@@ -63,6 +63,30 @@ pub trait Command: atat::AtatCmd {
     }
 }
 
+/// The object-safe part of a [`Command`]: what the stack needs to send it and to tell its
+/// answer lines apart. The stacks run every command through this one path (one copy in the
+/// firmware instead of one per command type).
+pub trait CommandLine {
+    /// Writes the whole command line.
+    fn write_line(&self, sink: &mut dyn Sink) -> Result<()>;
+    /// [`Command::response_prefix`].
+    fn prefix(&self) -> &'static [u8];
+    /// [`Command::TCPIP`].
+    fn is_tcpip(&self) -> bool;
+}
+
+impl<C: Command> CommandLine for C {
+    fn write_line(&self, sink: &mut dyn Sink) -> Result<()> {
+        self.write_to(sink)
+    }
+    fn prefix(&self) -> &'static [u8] {
+        self.response_prefix()
+    }
+    fn is_tcpip(&self) -> bool {
+        C::TCPIP
+    }
+}
+
 /// Commands that change nothing the stack keeps track of: they can be run with the stacks'
 /// generic `command` method. Commands that open, close, switch or feed sockets, activate
 /// contexts, change the framing the stack reads, or deliver deferred results are reachable

@@ -228,6 +228,8 @@ pub fn bring_up_script(s: &Script) {
         .exchange("AT+CMEE=1\r", "\r\nOK\r\n")
         .exchange("AT+QISDE=0\r", "\r\nOK\r\n")
         .exchange("AT+QURCCFG=\"urcport\",\"uart1\"\r", "\r\nOK\r\n")
+        .exchange("AT+QICFG=\"dataformat\",0,0\r", "\r\nOK\r\n")
+        .exchange("AT+QICFG=\"viewmode\",0\r", "\r\nOK\r\n")
         .exchange("AT+QGMR\r", "\r\nBG96MAR02A07M1G\r\n\r\nOK\r\n")
         .exchange("AT+CPIN?\r", "\r\n+CPIN: READY\r\n\r\nOK\r\n")
         .exchange("AT+CREG?\r", "\r\n+CREG: 0,1\r\n\r\nOK\r\n")
@@ -237,8 +239,6 @@ pub fn bring_up_script(s: &Script) {
         .exchange("AT+QIACT=1\r", "\r\nOK\r\n")
         .exchange("AT+QIACT?\r", "\r\n+QIACT: 1,1,1,\"10.0.0.2\"\r\n\r\nOK\r\n")
         .exchange("AT+QISTATE?\r", "\r\nOK\r\n")
-        .exchange("AT+QICFG=\"dataformat\",0,0\r", "\r\nOK\r\n")
-        .exchange("AT+QICFG=\"viewmode\",0\r", "\r\nOK\r\n")
         .exchange("AT+QICFG=\"recvind\",1\r", "\r\nERROR\r\n");
 }
 
@@ -362,4 +362,153 @@ pub fn sent_commands(sim: &bg96_sim::Simulator) -> Vec<String> {
 /// The commands sent after the first `n` (what a step of a test caused).
 pub fn commands_since(sim: &bg96_sim::Simulator, n: usize) -> Vec<String> {
     sent_commands(sim).into_iter().skip(n).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reliability tests (faults.rs, injection.rs, soak.rs, bad_input.rs): shared helpers.
+
+/// The fast-forwardable clock for the async stack too: a wait sleeps in short real-time steps
+/// and re-reads the clock, so a change of speed takes effect at once.
+impl quectel_bg96::clock::AsyncClock for FastClock {
+    async fn wait_until(&self, deadline_ms: u64) {
+        loop {
+            let (now, factor) = {
+                let mut s = self.0.lock().unwrap();
+                (Self::now_locked(&mut s), s.factor.max(1))
+            };
+            if now >= deadline_ms {
+                return;
+            }
+            let real_ms = ((deadline_ms - now) / factor).clamp(1, 5);
+            tokio::time::sleep(std::time::Duration::from_millis(real_ms)).await;
+        }
+    }
+}
+
+impl FastClock {
+    /// The current speed factor.
+    pub fn factor(&self) -> u64 {
+        self.0.lock().unwrap().factor.max(1)
+    }
+}
+
+/// The async stack timed by a [`FastClock`].
+pub type FastStack = quectel_bg96::asynch::Stack<'static, bg96_sim::HostTx, FastClock>;
+
+/// A simulator and an async stack timed by `clock` (brought up if `bring_up`); the runner runs
+/// on the current `LocalSet`.
+pub async fn sim_stack_fast(
+    sim_config: bg96_sim::SimConfig,
+    config: quectel_bg96::config::Config,
+    clock: FastClock,
+    bring_up: bool,
+) -> (bg96_sim::Simulator, FastStack) {
+    let (sim, port) = bg96_sim::Simulator::spawn(sim_config);
+    let (rx, tx) = port.split();
+    let res: &'static quectel_bg96::asynch::Resources<bg96_sim::HostTx, FastClock> =
+        Box::leak(Box::new(quectel_bg96::asynch::Resources::new(tx, clock, config)));
+    let (stack, runner) = quectel_bg96::asynch::new(res, rx);
+    tokio::task::spawn_local(async move {
+        runner.run().await;
+    });
+    if bring_up {
+        stack.bring_up().await.expect("bring-up");
+    }
+    (sim, stack)
+}
+
+/// A TCP echo server on loopback (a thread per connection).
+pub fn echo_server() -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { return };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 || s.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A UDP echo server on loopback.
+pub fn udp_echo_server() -> std::net::SocketAddr {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = s.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = s.recv_from(&mut buf) {
+            let _ = s.send_to(&buf[..n], from);
+        }
+    });
+    addr
+}
+
+/// A TCP server that accepts every connection and closes it at once (a peer that hangs up).
+pub fn closing_server() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            drop(stream);
+        }
+    });
+    addr
+}
+
+/// A UDP port nobody uses right now.
+pub fn unused_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A TCP port nobody listens on right now.
+pub fn unused_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Resident set size of this process in KiB (Linux; 0 elsewhere).
+pub fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// A small seeded PRNG (xorshift64*), so that random tests print their seed and can be re-run.
+#[derive(Clone, Debug)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed.max(1))
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    /// Uniform in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next_u64() as u8).collect()
+    }
 }

@@ -1,0 +1,106 @@
+//! Size probe: a firmware that brings the modem up and uses the blocking TCP client, UDP
+//! client and DNS of `quectel-bg96` over a memory-mapped UART. It is never run; it is built
+//! to read the crate's flash and RAM footprint from the ELF.
+#![no_std]
+#![no_main]
+
+use core::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use cortex_m_rt::entry;
+use embedded_nal::{Dns, TcpClientStack, UdpClientStack};
+use panic_halt as _;
+use quectel_bg96::blocking::Bg96;
+use quectel_bg96::clock::Clock;
+use quectel_bg96::config::Config;
+
+/// A UART at a made-up address (the probe is never run).
+struct Uart;
+
+const DATA: *mut u32 = 0x4000_c000 as *mut u32;
+const FLAGS: *const u32 = 0x4000_c018 as *const u32;
+
+#[derive(Debug)]
+struct UartError;
+impl core::fmt::Display for UartError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("uart")
+    }
+}
+impl core::error::Error for UartError {}
+impl embedded_io::Error for UartError {
+    fn kind(&self) -> embedded_io::ErrorKind {
+        embedded_io::ErrorKind::Other
+    }
+}
+impl embedded_io::ErrorType for Uart {
+    type Error = UartError;
+}
+impl embedded_io::Read for Uart {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, UartError> {
+        let mut n = 0;
+        for b in buf.iter_mut() {
+            // SAFETY: a memory-mapped register of the (imaginary) UART
+            if unsafe { FLAGS.read_volatile() } & 0x10 != 0 {
+                break;
+            }
+            *b = unsafe { DATA.read_volatile() } as u8;
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+impl embedded_io::ReadReady for Uart {
+    fn read_ready(&mut self) -> Result<bool, UartError> {
+        Ok(unsafe { FLAGS.read_volatile() } & 0x10 == 0)
+    }
+}
+impl embedded_io::Write for Uart {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, UartError> {
+        for &b in buf {
+            while unsafe { FLAGS.read_volatile() } & 0x20 != 0 {}
+            unsafe { DATA.write_volatile(u32::from(b)) };
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> Result<(), UartError> {
+        Ok(())
+    }
+}
+
+/// Milliseconds from the SysTick-style counter of the (imaginary) board.
+struct Ticks;
+impl Clock for Ticks {
+    fn now_ms(&self) -> u64 {
+        u64::from(unsafe { (0xE000_E018 as *const u32).read_volatile() })
+    }
+}
+
+#[entry]
+fn main() -> ! {
+    let Ok(config) = Config::new("internet") else { loop {} };
+    // in a static, so that the stack's RAM shows in .bss
+    let Some(modem) = cortex_m::singleton!(: Bg96<Uart, Ticks> = Bg96::new(Uart, Ticks, config)) else { loop {} };
+    let modem: &Bg96<Uart, Ticks> = modem;
+    let _ = modem.bring_up();
+    let mut stack = modem;
+    let broker = nb::block!(stack.get_host_by_name("broker.example.com", embedded_nal::AddrType::Either))
+        .unwrap_or(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
+    let mut buf = [0u8; 512];
+    if let Ok(mut s) = TcpClientStack::socket(&mut stack) {
+        if nb::block!(TcpClientStack::connect(&mut stack, &mut s, SocketAddr::new(broker, 1883))).is_ok() {
+            let _ = nb::block!(TcpClientStack::send(&mut stack, &mut s, b"hello"));
+            let _ = nb::block!(TcpClientStack::receive(&mut stack, &mut s, &mut buf));
+        }
+        let _ = TcpClientStack::close(&mut stack, s);
+    }
+    if let Ok(mut u) = UdpClientStack::socket(&mut stack) {
+        if UdpClientStack::connect(&mut stack, &mut u, SocketAddr::new(broker, 5683)).is_ok() {
+            let _ = nb::block!(UdpClientStack::send(&mut stack, &mut u, b"ping"));
+            let _ = nb::block!(UdpClientStack::receive(&mut stack, &mut u, &mut buf));
+        }
+        let _ = UdpClientStack::close(&mut stack, u);
+    }
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
