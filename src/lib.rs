@@ -1,6 +1,149 @@
-//! Quectel BG96 network stack (work in progress).
+//! A network stack on the Quectel BG96 LTE-M/NB-IoT modem: [embedded-nal] 0.9 (blocking) and
+//! [embedded-nal-async] 0.9 (async) over the modem's TCP/IP AT commands, so that MQTT and HTTP
+//! crates (minimq, reqwless, rust-mqtt, ...) run over the modem unchanged.
+//!
+//! `no_std`, no allocation, no `unsafe`; every buffer is bounded and nothing the modem or the
+//! network sends can make it panic.
+//!
+//! # Two fronts, one engine
+//!
+//! * [`blocking::Bg96`] works single-threaded with no interrupts, threads or executor: it
+//!   polls the serial port itself. `&Bg96` implements `TcpClientStack`, `TcpFullStack`,
+//!   `UdpClientStack`, `UdpFullStack` and `Dns`.
+//! * [`asynch`] follows embassy-net's runner + stack pattern: a [`asynch::Runner`] task reads
+//!   the modem, the [`asynch::Stack`] handle is shared by reference and implements
+//!   `TcpConnect`, `UdpStack` and `Dns`.
+//!
+//! Both sit on one byte-exact [`ingress`] and one sans-I/O engine ([`core`]), and share the
+//! procedures of [`modem`] (bring-up, recovery). Time comes only from the [`clock::Clock`]
+//! trait.
+//!
+//! # Blocking
+//!
+//! ```no_run
+//! # fn run<S>(serial: S) -> Result<(), quectel_bg96::Error>
+//! # where S: embedded_io::Read + embedded_io::ReadReady + embedded_io::Write {
+//! use embedded_nal::TcpClientStack;
+//! use quectel_bg96::{blocking::Bg96, clock::Clock, config::Config};
+//!
+//! /// Milliseconds since boot, from the board's timer.
+//! struct Millis;
+//! impl Clock for Millis {
+//!     fn now_ms(&self) -> u64 {
+//!         0 // e.g. a SysTick counter
+//!     }
+//! }
+//!
+//! // `serial`: the UART to the modem (embedded-io `Read + ReadReady + Write`)
+//! let modem = Bg96::new(serial, Millis, Config::new("internet")?);
+//! let info = modem.bring_up()?; // the manual's Figure 1: SIM, registration, context
+//!
+//! let mut stack = &modem; // a cheap handle; minimq 0.10 takes it as its TcpClientStack
+//! let mut socket = stack.socket()?;
+//! nb::block!(stack.connect(&mut socket, "93.184.216.34:80".parse().unwrap()))?;
+//! nb::block!(stack.send(&mut socket, b"GET / HTTP/1.0\r\n\r\n"))?;
+//! let mut buf = [0u8; 512];
+//! let n = nb::block!(stack.receive(&mut socket, &mut buf))?;
+//! stack.close(socket)?;
+//! # let _ = (info, n); Ok(()) }
+//! ```
+//!
+//! # Async
+//!
+//! ```no_run
+//! # async fn run<R, W, C>(rx: R, tx: W, clock: C) -> Result<(), quectel_bg96::Error>
+//! # where R: embedded_io_async::Read, W: embedded_io_async::Write, C: quectel_bg96::clock::AsyncClock {
+//! use embedded_io_async::{Read, Write};
+//! use embedded_nal_async::TcpConnect;
+//! use quectel_bg96::asynch::{self, Resources};
+//! use quectel_bg96::config::Config;
+//!
+//! // in firmware: `static RESOURCES: StaticCell<Resources<..>>`
+//! let resources = Resources::new(tx, clock, Config::new("internet")?);
+//! let (stack, runner) = asynch::new(&resources, rx);
+//! // spawn `runner.run()` as its own task; here it runs beside the application
+//! let app = async {
+//!     stack.bring_up().await?;
+//!     let mut conn = stack.connect("93.184.216.34:80".parse().unwrap()).await?;
+//!     conn.write_all(b"GET / HTTP/1.0\r\n\r\n").await?;
+//!     let mut buf = [0u8; 512];
+//!     let n = conn.read(&mut buf).await?; // Ok(0) at the end of the stream
+//!     Ok::<usize, quectel_bg96::Error>(n)
+//! };
+//! match embassy_futures::select::select(runner.run(), app).await {
+//!     embassy_futures::select::Either::Second(r) => { r?; }
+//!     embassy_futures::select::Either::First(never) => match never {},
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # Which trait call becomes which AT command
+//!
+//! | Trait call | AT commands |
+//! |---|---|
+//! | `TcpClientStack::socket` | none (at most 12 handles) |
+//! | `TcpClientStack::connect` | `AT+QIOPEN=<cid>,<id>,"TCP","<ip>",<port>,0,0`; `WouldBlock` until `+QIOPEN: <id>,0` |
+//! | `TcpClientStack::send` | `AT+QISEND=<id>,<len>` (≤ 1460 each), `> `, payload, `SEND OK`; `SEND FAIL` = `WouldBlock` |
+//! | `TcpClientStack::receive` | nothing until `+QIURC: "recv",<id>`; then `AT+QIRD=<id>,<len>` (≤ 1500) |
+//! | `TcpClientStack::close` | `AT+QICLOSE=<id>` |
+//! | `TcpFullStack::bind` | none (records the port) |
+//! | `TcpFullStack::listen` | `AT+QIOPEN=<cid>,<id>,"TCP LISTENER","127.0.0.1",0,<port>,0` |
+//! | `TcpFullStack::accept` | nothing until `+QIURC: "incoming",<id>,<server>,<ip>,<port>` |
+//! | `UdpClientStack::connect` | `AT+QIOPEN=<cid>,<id>,"UDP","<ip>",<port>,0,0` |
+//! | `UdpClientStack::send` | `AT+QISEND=<id>,<len>` (one datagram, ≤ 1460) |
+//! | `UdpClientStack::receive` | `AT+QIRD=<id>,<len>` (`"UDP"`) or `AT+QIRD=<id>` (`"UDP SERVICE"`: one whole datagram with its sender) |
+//! | `UdpFullStack::bind` | `AT+QIOPEN=<cid>,<id>,"UDP SERVICE","127.0.0.1",0,<port>,0` |
+//! | `UdpFullStack::send_to` | `AT+QISEND=<id>,<len>,"<ip>",<port>` |
+//! | `Dns::get_host_by_name` | `AT+QIDNSGIP=<cid>,"<name>"`, then `+QIURC: "dnsgip"` |
+//! | `Dns::get_host_by_address` | none: [`Error::NotSupported`] (the BG96 has no reverse DNS) |
+//! | `TcpConnect::connect` | as `TcpClientStack::connect`, awaiting `+QIOPEN` |
+//! | connection `read` / `write` / drop | as `receive` / `send`; drop queues `AT+QICLOSE` to the runner |
+//! | `UdpStack::connect_from` | `"UDP"` |
+//! | `UdpStack::bind_single` / `bind_multiple` | `"UDP SERVICE"` (the modem has one address per context: both are the same) |
+//!
+//! Every other command of the manual has a typed struct in [`commands`] and a method on the
+//! stacks: contexts (`activate_context`, `deactivate_context`, `contexts`), `ping`,
+//! `sync_time` (NTP), `dns_servers`/`set_dns_servers`, `configure` (`AT+QICFG`),
+//! `set_payload_echo` (`AT+QISDE`), `send_hex` (`AT+QISENDEX`), `send_counters` and
+//! `read_counters` (`AT+QISEND=<id>,0`, `AT+QIRD=<id>,0`), `socket_status` (`AT+QISTATE`),
+//! `last_error` (`AT+QIGETERROR`), access modes (`enable_direct_push`, `enter_transparent`,
+//! `resume_transparent`: `AT+QISWTMD`, `ATO`, `+++`), and `command()` for any
+//! [`commands::Stateless`] command.
+//!
+//! # Data access modes
+//!
+//! Buffer access mode is the default. Direct push ([`blocking::Bg96::enable_direct_push`])
+//! saves the `AT+QIRD` round trip and falls back to buffer mode before the host buffer it is
+//! given overflows. Transparent mode ([`blocking::Bg96::enter_transparent`],
+//! [`asynch::TcpConnection::transparent`]) makes the serial port one connection's raw byte
+//! stream. See [`ingress`] for how payload is told from protocol: by count, never by content.
+//!
+//! # Recovery
+//!
+//! The manual's Figure 1 is built in: the manual's timeouts per command, re-activation after
+//! five failed opens, reboots (with the back-off policy) when `AT+QIACT`, `AT+QIDEACT` or
+//! `AT+QICLOSE` go unanswered, ACK supervision, and a new bring-up when the modem restarts by
+//! itself. See [`recovery`].
+//!
+//! # Not supported, and why
+//!
+//! * Reverse DNS: the BG96 has none.
+//! * Sending zero-length UDP datagrams: `AT+QISEND` takes 1–1460 bytes (receiving them works).
+//! * `AT+QICFG` hex data formats and view mode 1: the stack reads text data with header and
+//!   data on separate lines; [`blocking::Bg96::configure`] refuses them.
+//! * PPP, SSL/TLS in the modem, SMS, GNSS: outside the TCP/IP AT command set.
+//!
+//! # Features
+//!
+//! * `log`: log through the `log` facade.
+//! * `defmt`: log through `defmt` (not together with `log`).
+//! * `embassy-time`: `clock::EmbassyClock`, the stack's clock on embassy-time.
+//!
+//! [embedded-nal]: https://docs.rs/embedded-nal/0.9
+//! [embedded-nal-async]: https://docs.rs/embedded-nal-async/0.9
 #![no_std]
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 #[macro_use]
 mod fmt;

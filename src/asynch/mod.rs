@@ -8,14 +8,18 @@
 //!   the modem's single command channel in turn (a fair FIFO lock), so up to 12 connections
 //!   in different tasks interleave; a slow reader only holds the channel for its own `AT+QIRD`.
 //!
-//! ```ignore
-//! static RESOURCES: StaticCell<Resources<UartTx, Clock>> = StaticCell::new();
-//! let resources = RESOURCES.init(Resources::new(uart_tx, Clock, Config::new("internet")?));
+//! With embassy, the runner is a task of its own:
+//!
+//! ```text
+//! static RESOURCES: StaticCell<Resources<UartTx, EmbassyClock>> = StaticCell::new();
+//! let resources = RESOURCES.init(Resources::new(uart_tx, EmbassyClock, Config::new("internet")?));
 //! let (stack, runner) = quectel_bg96::asynch::new(resources, uart_rx);
 //! spawner.spawn(modem_task(runner))?;   // async fn modem_task(r: Runner<..>) -> ! { r.run().await }
 //! stack.bring_up().await?;
 //! let mut conn = stack.connect("93.184.216.34:80".parse()?).await?;
 //! ```
+//!
+//! The crate-level docs have a complete example that compiles.
 //!
 //! # Cancellation
 //!

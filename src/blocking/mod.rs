@@ -487,7 +487,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Bg96<S, C, P> {
     /// of a TCP/IP command is reported with the code from `AT+QIGETERROR`.
     ///
     /// ```no_run
-    /// # fn f<S: embedded_io::Read + embedded_io::ReadReady + embedded_io::Write, C: quectel_bg96::clock::Clock>(modem: &quectel_bg96::blocking::Bg96<S, C, P>) -> quectel_bg96::Result<()> {
+    /// # fn f<S: embedded_io::Read + embedded_io::ReadReady + embedded_io::Write, C: quectel_bg96::clock::Clock>(modem: &quectel_bg96::blocking::Bg96<S, C>) -> quectel_bg96::Result<()> {
     /// use quectel_bg96::commands::{Qistate, QicfgQuery, QicfgName};
     /// let sockets = modem.command(&Qistate::All)?;
     /// let pkt = modem.command(&QicfgQuery(QicfgName::TransPktSize))?;
