@@ -242,7 +242,14 @@ impl Changes {
 enum Frame {
     None,
     Read,
-    Push { connect_id: u8, first: bool, len: usize, remote: Option<SocketAddr> },
+    /// The rest of a read's payload whose command ended early: dropped.
+    Discard,
+    Push {
+        connect_id: u8,
+        first: bool,
+        len: usize,
+        remote: Option<SocketAddr>,
+    },
 }
 
 /// Everything the engine knows, apart from the ingress.
@@ -406,6 +413,11 @@ impl Core {
 
     /// Ends the running command (after its result was taken, or on a timeout).
     pub fn end(&mut self) {
+        // a read ended in the middle of its payload (a timeout): the rest of that frame is
+        // consumed and dropped, never handed to the next command's read
+        if self.st.frame == Frame::Read {
+            self.st.frame = Frame::Discard;
+        }
         self.st.cmd.active = false;
         self.st.cmd.abandoned = false;
         self.ingress.expect_prompt(false);
@@ -576,7 +588,7 @@ impl State {
                     }
                 }
             }
-            Frame::None => {}
+            Frame::None | Frame::Discard => {}
         }
     }
 
@@ -1013,6 +1025,40 @@ mod tests {
         core.feed(b"\r\n+QIURC: \"dnsgip\",\"::1\"\r\n", &mut sink);
         assert_eq!(core.st.dns.result, Some(Ok(())));
         assert_eq!(core.st.dns.addresses.len(), 2);
+    }
+
+    #[test]
+    fn a_failed_read_expects_no_header_afterwards() {
+        // found by fuzzing: ERROR ends the read; a later +QIRD line is not a data header
+        let mut core = Core::new();
+        let mut sink = VecSink::default();
+        core.begin(b"+QIRD:", Kind::Read { connect_id: 0 }).unwrap();
+        core.feed(b"\r\nERROR\r\n\r\n+QIRD: 5\r\nhello\r\n\r\nOK\r\n", &mut sink);
+        assert!(sink.read.is_empty());
+        assert_eq!(core.st.cmd.read_header, None);
+        assert_eq!(core.result(), Some(Ok(Final::Error)));
+    }
+
+    #[test]
+    fn a_read_ended_mid_payload_drops_the_rest_of_its_frame() {
+        let mut core = Core::new();
+        let mut sink = VecSink::default();
+        core.begin(b"+QIRD:", Kind::Read { connect_id: 0 }).unwrap();
+        core.feed(b"\r\n+QIRD: 10\r\nabc", &mut sink);
+        core.end(); // timeout
+        core.begin(b"+QIRD:", Kind::Read { connect_id: 1 }).unwrap();
+        core.feed(b"defghij\r\n\r\nOK\r\n", &mut sink);
+        assert_eq!(sink.read, b"abc", "the next read gets nothing of the old frame");
+        assert_eq!(core.result(), Some(Ok(Final::Ok)), "and the stream is in step again");
+    }
+
+    #[test]
+    fn a_garbled_length_does_not_swallow_the_stream() {
+        let mut core = Core::new();
+        let mut sink = VecSink::default();
+        core.begin(b"+QIRD:", Kind::Read { connect_id: 0 }).unwrap();
+        core.feed(b"\r\n+QIRD: 4294967295\r\n\r\nOK\r\n", &mut sink);
+        assert_eq!(core.result(), Some(Ok(Final::Ok)));
     }
 
     #[test]

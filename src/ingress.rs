@@ -91,6 +91,8 @@ enum State {
 }
 
 const NO_CARRIER: &[u8] = b"\r\nNO CARRIER\r\n";
+/// The largest payload one `+QIRD` answer or direct-push URC can carry (manual 2.1.8).
+const MAX_FRAME: usize = crate::commands::MAX_READ;
 const ESCAPE_OK: &[u8] = b"\r\nOK\r\n";
 
 /// The byte classifier. See the module docs.
@@ -197,6 +199,8 @@ impl Ingress {
             self.state = State::Line;
         }
         self.escape_pending = false;
+        self.held.clear();
+        self.held_flushed = false;
     }
 
     /// Number of transparent-mode bytes held back because they might start `NO CARRIER`.
@@ -349,9 +353,9 @@ impl Ingress {
         }
         let content = strip_leading_cr(content);
         if let Some(f) = parse_final(content) {
-            if matches!(f, Final::SendOk | Final::SendFail | Final::Error) {
-                self.prompt_expected = false;
-            }
+            // a final result ends the command: no prompt and no +QIRD header can follow
+            self.prompt_expected = false;
+            self.read_expected = false;
             return Some(Event::Final(f));
         }
         if self.read_expected
@@ -412,6 +416,10 @@ pub fn parse_final(line: &[u8]) -> Option<Final> {
 fn parse_read_header(params: &[u8]) -> Option<(usize, Option<SocketAddr>)> {
     let mut f = fields(params);
     let len = usize::try_from(f.u32()?).ok()?;
+    if len > MAX_FRAME {
+        // a garbled length must not swallow the rest of the modem's output
+        return None;
+    }
     match f.next() {
         None => Some((len, None)),
         Some(ip_field) if ip_field.starts_with(b"\"") => {
@@ -438,6 +446,9 @@ fn parse_push_header(line: &[u8]) -> Option<(u8, usize, Option<SocketAddr>)> {
         return None;
     }
     let len = usize::try_from(f.u32()?).ok()?;
+    if len > MAX_FRAME {
+        return None;
+    }
     match f.next() {
         None => Some((id, len, None)),
         Some(ip_field) => {

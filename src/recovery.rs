@@ -153,6 +153,14 @@ impl<PK: embedded_hal::digital::OutputPin, RST: embedded_hal::digital::OutputPin
 pub const POWER_KEY_PULSE_MS: u32 = 2_000;
 /// Figure 1: after `AT+QPOWD`, cut the power 12 s or more later.
 pub const POWER_DOWN_WAIT_MS: u32 = 12_000;
+/// The silence the stack keeps before `+++`: the guard time plus a margin, because the last
+/// bytes written may still be in the UART's transmit FIFO when the write returns (the manual:
+/// "1 s or longer").
+pub fn escape_silence_ms(guard_time_ms: u32) -> u64 {
+    let g = u64::from(guard_time_ms);
+    g + (g / 5).max(20)
+}
+
 /// How long the reset line is asserted (the BG96 needs 150–460 ms).
 pub const RESET_PULSE_MS: u32 = 300;
 /// A reboot series ends when the modem ran this long without needing one: Figure 1's

@@ -16,6 +16,10 @@ use crate::types::{Direction, Stats, WireRecord};
 
 /// Host-to-modem bytes queued at most (the writer blocks beyond, like a UART with flow control).
 pub(crate) const IN_CAP: usize = 64 * 1024;
+/// With pacing, host writes queue only this much, like a UART's transmit FIFO: a write
+/// returns when its bytes are (nearly) on the wire, as on hardware. Guard times before `+++`
+/// depend on it.
+pub(crate) const PACED_IN_CAP: usize = 64;
 /// Modem-to-host bytes queued before direct-push/transparent data is held back.
 pub(crate) const OUT_SOFT_CAP: usize = 64 * 1024;
 /// Modem-to-host bytes queued at most; beyond, output is dropped and counted.
@@ -558,7 +562,8 @@ impl HostTx {
     }
 
     fn push_locked(&self, ib: &mut Inbox, buf: &[u8]) -> usize {
-        let room = IN_CAP.saturating_sub(ib.host_len);
+        let cap = if ib.baud.is_some() { PACED_IN_CAP } else { IN_CAP };
+        let room = cap.saturating_sub(ib.host_len);
         let n = room.min(buf.len());
         if n > 0 {
             ib.host.push_back((Instant::now(), buf[..n].to_vec(), 0));
@@ -611,7 +616,9 @@ impl HostTx {
     }
 
     fn write_ready(&self) -> bool {
-        lock(&self.shared.inbox).host_len < IN_CAP || self.shared.is_closed()
+        let ib = lock(&self.shared.inbox);
+        let cap = if ib.baud.is_some() { PACED_IN_CAP } else { IN_CAP };
+        ib.host_len < cap || self.shared.is_closed()
     }
 }
 

@@ -100,7 +100,8 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Transparent<'_, S, 
             let guard = u64::from(i.config.timeouts.guard_time_ms);
             let transparent = |i: &Inner<S, C, P>| i.core.st.modem.transparent == Some(id);
             // silence before the escape
-            while transparent(i) && i.clock.now_ms() < last_write + guard {
+            let quiet_until = last_write + crate::recovery::escape_silence_ms(i.config.timeouts.guard_time_ms);
+            while transparent(i) && i.clock.now_ms() < quiet_until {
                 i.pump(Dest::None)?;
             }
             if !transparent(i) {
