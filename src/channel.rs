@@ -28,7 +28,7 @@ pub struct ReadInfo {
 
 /// A front's command channel.
 #[allow(async_fn_in_trait)]
-pub trait Channel {
+pub trait Channel: Sized {
     /// Current time in milliseconds.
     fn now_ms(&self) -> u64;
 
@@ -56,6 +56,25 @@ pub trait Channel {
         })
         .await?;
         out.ok_or(Error::Parse)
+    }
+
+    /// Whether `send` and `read` already resolve a bare `ERROR` with `AT+QIGETERROR` (inside
+    /// the same turn at the command channel, so no other command can come between them).
+    const RESOLVES_ERRORS: bool = false;
+
+    /// [`exec_line`](Channel::exec_line), then, for a bare `ERROR` of a TCP/IP command, the
+    /// manual's error code from `AT+QIGETERROR` (field note 6).
+    async fn exec_line_resolved(
+        &mut self,
+        cmd: &dyn CommandLine,
+        kind: Kind,
+        timeout_ms: u32,
+        parse: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        match self.exec_line(cmd, kind, timeout_ms, parse).await {
+            Err(Error::Failed) if cmd.is_tcpip() => Err(last_error(self).await),
+            other => other,
+        }
     }
 
     /// `AT+QISEND`: the command, the prompt, `data`, then `SEND OK`.
@@ -127,8 +146,7 @@ pub async fn command_line<Ch: Channel>(
     timeout_ms: u32,
     parse: &mut dyn FnMut(&[u8]) -> Result<()>,
 ) -> Result<()> {
-    match ch.exec_line(cmd, kind, timeout_ms, parse).await {
-        Err(Error::Failed) if cmd.is_tcpip() => Err(last_error(ch).await),
+    match ch.exec_line_resolved(cmd, kind, timeout_ms, parse).await {
         Err(Error::Timeout) => {
             // Figure 1: a command without an answer may mean a hung modem: check it before
             // the next use

@@ -69,6 +69,9 @@ pub enum Kind {
         /// The new mode.
         mode: crate::commands::AccessMode,
     },
+    /// `AT+QICLOSE` of a slot in [`SlotState::Closing`]: refused at [`Core::begin`] if the
+    /// slot changed hands meanwhile, so a close never hits a new connection on the same id.
+    Close(crate::socket::SlotRef),
     /// Answered with `CONNECT` when transparent access mode is entered on `connect_id`.
     Connect {
         /// The socket entering transparent mode (`None` for `ATO`: the last one that left it).
@@ -368,6 +371,15 @@ impl Core {
         if self.st.cmd.active {
             return Err(Error::Busy);
         }
+        if let Kind::Close(r) = kind
+            && !self
+                .st
+                .sockets
+                .get(r.connect_id)
+                .is_some_and(|s| s.generation == r.generation && s.state == SlotState::Closing)
+        {
+            return Err(Error::Closed);
+        }
         let cmd = &mut self.st.cmd;
         cmd.active = true;
         cmd.prefix = prefix;
@@ -500,6 +512,18 @@ impl Core {
     }
 }
 
+/// Completes a send whose payload cannot be written (CRs: empty lines in command mode).
+pub const CR_FILL: [u8; 64] = [b'\r'; 64];
+
+/// Whether `payload`, if the modem took it as command input instead of as the payload of a
+/// send, could not run a command: it holds no `AT` (the prefix of a command line) and no `A/`
+/// (repeat the last command line), in any letter case. A send whose prompt did not come is
+/// completed with such a payload itself (the modem may be waiting for it: the prompt was lost
+/// or is late), any other payload with CRs (empty lines to a modem in command mode).
+pub fn inert_as_commands(payload: &[u8]) -> bool {
+    !payload.windows(2).any(|w| matches!(w, [b'a' | b'A', b't' | b'T' | b'/']))
+}
+
 impl State {
     /// Sockets in direct push mode, bit n = connectID n.
     pub fn push_mask(&self) -> u16 {
@@ -520,10 +544,17 @@ impl State {
             }
             Event::Final(f) => return self.on_final(f),
             Event::Line(line) => return self.on_line(line),
-            Event::LineOverflow => {
+            Event::LineOverflow(head) => {
                 self.stats.line_overflows += 1;
                 warn!("line longer than {} bytes dropped", crate::ingress::LINE_CAP);
-                if self.cmd.active && self.cmd.result.is_none() {
+                // the running command lost its answer only if the line starts like one; a
+                // command without a prefix (AT+QGMR) finds its short answer among the other
+                // lines or fails with Parse
+                let prefix = self.cmd.prefix;
+                let answer = !prefix.is_empty()
+                    && prefix != crate::commands::NO_INFO
+                    && head.trim_ascii_start().starts_with(prefix);
+                if self.cmd.active && self.cmd.result.is_none() && answer {
                     self.cmd.overflow = true;
                 }
             }
@@ -767,7 +798,13 @@ impl State {
             }
             Urc::Open { connect_id, err } => {
                 if let Some(s) = self.sockets.get_mut(connect_id) {
-                    if s.state == SlotState::Opening && s.open_result.is_none() {
+                    if s.stale_open.is_some() && (s.state != SlotState::Opening || s.open_result.is_none()) {
+                        // the late result of an attempt given up earlier
+                        s.stale_open = None;
+                        if err == 0 && s.state == SlotState::Free {
+                            s.state = SlotState::PendingClose;
+                        }
+                    } else if s.state == SlotState::Opening && s.open_result.is_none() {
                         s.open_result = Some(err);
                         if err == 0 {
                             s.state = SlotState::Open;
@@ -837,6 +874,7 @@ impl State {
                 s.release(SlotState::Free, Some(Error::Rebooted));
                 self.changes.sockets |= 1 << id;
             }
+            s.stale_open = None;
         }
         if self.cmd.active && self.cmd.result.is_none() {
             self.cmd.aborted = Some(Error::Rebooted);
@@ -910,6 +948,42 @@ mod tests {
         assert_eq!(core.response().unwrap(), b"+QIACT: 1,1,1,\"10.7.157.1\"\r\n+QIACT: 2,1,1,\"10.7.157.2\"\r\n");
         assert!(core.st.sockets.get(3).unwrap().rx_ready);
         core.end();
+    }
+
+    #[test]
+    fn only_payload_that_cannot_run_a_command_is_inert() {
+        assert!(inert_as_commands(b"hello"));
+        assert!(inert_as_commands(b"\r\nOK\r\n> +QIURC: \"closed\",0\r\n"));
+        assert!(inert_as_commands(b"A\rT\r"));
+        assert!(inert_as_commands(b""));
+        for bad in [&b"AT\r"[..], b"xat+qpowd\r", b"aT", b"At", b"A/", b"da/"] {
+            assert!(!inert_as_commands(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_overlong_line_fails_only_the_command_it_could_answer() {
+        let noise = [b'x'; 1000];
+        let mut long_answer = Vec::from(&b"+QIACT: 1,1,1,\""[..]);
+        long_answer.extend_from_slice(&noise);
+        for (prefix, line, fails) in [
+            (&b"+QIACT:"[..], &long_answer[..], true),
+            (&b"+QIACT:"[..], &noise[..], false),
+            (crate::commands::NO_INFO, &long_answer[..], false),
+            (&b""[..], &noise[..], false),
+        ] {
+            let mut core = Core::new();
+            let mut sink = VecSink::default();
+            core.begin(prefix, Kind::Plain).unwrap();
+            let mut input = Vec::from(&b"\r\n"[..]);
+            input.extend_from_slice(line);
+            input.extend_from_slice(b"\r\n\r\nBG96MAR02A07M1G\r\n\r\nOK\r\n");
+            feed_split(&mut core, &mut sink, &input);
+            assert_eq!(core.result(), Some(Ok(Final::Ok)));
+            assert_eq!(core.response().is_err(), fails, "prefix {:?}", core::str::from_utf8(prefix));
+            assert_eq!(core.st.stats.line_overflows, 1);
+            core.end();
+        }
     }
 
     #[test]

@@ -76,8 +76,8 @@ pub enum Event<'a> {
     DataEnd,
     /// Raw bytes received in transparent access mode.
     Transparent(&'a [u8]),
-    /// A line exceeded [`LINE_CAP`]; its content could not be kept.
-    LineOverflow,
+    /// A line exceeded [`LINE_CAP`]; only its first [`LINE_CAP`] bytes were kept (given).
+    LineOverflow(&'a [u8]),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -340,7 +340,7 @@ impl Ingress {
     /// Classifies the line in `self.line` (terminated by `\n`, which is not stored).
     fn finish_line(&mut self) -> Option<Event<'_>> {
         if self.overflowed {
-            return Some(Event::LineOverflow);
+            return Some(Event::LineOverflow(&self.line));
         }
         let raw: &[u8] = &self.line;
         // One trailing CR belongs to the CRLF terminator; a second one marks command echo.
@@ -492,7 +492,7 @@ pub(crate) mod tests {
             Event::Data(d) => Ev::Data(d.to_vec()),
             Event::DataEnd => Ev::DataEnd,
             Event::Transparent(d) => Ev::Transparent(d.to_vec()),
-            Event::LineOverflow => Ev::LineOverflow,
+            Event::LineOverflow(_) => Ev::LineOverflow,
         }
     }
 

@@ -179,6 +179,7 @@ async fn wait_for_registration<Ch: Channel>(ch: &mut Ch, config: &Config) -> Res
 /// Activates `context_id` unless it is active already (`AT+QIACT` on an active context is an
 /// error, field note 12) and returns its local address.
 pub async fn activate_context<Ch: Channel>(ch: &mut Ch, context_id: u8) -> Result<Option<IpAddr>> {
+    crate::commands::check_context(context_id)?;
     let find = |list: &crate::commands::ContextStates| {
         list.iter().find(|c| c.context_id == context_id && c.active).map(|c| c.ip)
     };
@@ -202,6 +203,7 @@ pub async fn activate_context<Ch: Channel>(ch: &mut Ch, context_id: u8) -> Resul
 /// Deactivates a context (`AT+QIDEACT`, up to 40 s). Figure 1: no answer in 40 s, or three
 /// failures in a row, and the modem is rebooted.
 pub async fn deactivate_context<Ch: Channel>(ch: &mut Ch, context_id: u8, config: &Config) -> Result<()> {
+    crate::commands::check_context(context_id)?;
     if let Err(e) = command(ch, &Qideact { context_id }).await {
         let max = config.recovery.max_deactivate_failures;
         ch.state(|s| {
@@ -230,16 +232,24 @@ pub async fn deactivate_context<Ch: Channel>(ch: &mut Ch, context_id: u8, config
 /// Makes sure the context is usable: after a `pdpdeact` it is checked with `AT+QIACT?` and
 /// activated again.
 pub async fn ensure_context<Ch: Channel>(ch: &mut Ch, context_id: u8) -> Result<()> {
+    crate::commands::check_context(context_id)?;
     if ch.state(|s| s.modem.context_active(context_id)) {
         return Ok(());
     }
-    let deactivated = ch.state(|s| s.modem.deactivated_contexts & (1 << context_id) != 0);
-    if deactivated {
-        // manual 2.2.5: the host must execute AT+QIDEACT after a pdpdeact
-        let _ = command(ch, &Qideact { context_id }).await;
-        ch.state(|s| s.modem.deactivated_contexts &= !(1 << context_id));
-    }
-    activate_context(ch, context_id).await.map(|_| ())
+    // one re-activation at a time: others wait for it and find the context active
+    exclusively(ch, async |ch: &mut Ch| {
+        if ch.state(|s| s.modem.context_active(context_id)) {
+            return Ok(());
+        }
+        let deactivated = ch.state(|s| s.modem.deactivated_contexts & (1 << context_id) != 0);
+        if deactivated {
+            // manual 2.2.5: the host must execute AT+QIDEACT after a pdpdeact
+            let _ = command(ch, &Qideact { context_id }).await;
+            ch.state(|s| s.modem.deactivated_contexts &= !(1 << context_id));
+        }
+        activate_context(ch, context_id).await.map(|_| ())
+    })
+    .await
 }
 
 /// Closes every socket the modem has open (left over from an earlier run of the host, field
@@ -270,35 +280,53 @@ pub async fn close_stale_sockets<Ch: Channel>(ch: &mut Ch) -> Result<u8> {
 /// connections, sockets of a deactivated context). Only the front's one closer calls this
 /// (see [`Channel::reclaim`]).
 pub async fn close_pending<Ch: Channel>(ch: &mut Ch) -> Result<()> {
-    while let Some(id) = ch.state(|s| s.sockets.pending_close()) {
-        close_slot(ch, id).await?;
+    while let Some(r) = ch.state(|s| s.sockets.claim_close()) {
+        close_claimed(ch, r).await?;
     }
     Ok(())
 }
 
-/// `AT+QICLOSE` on a connectID; the slot is free afterwards, or queued to be closed again
-/// later if the modem did not answer.
-pub async fn close_slot<Ch: Channel>(ch: &mut Ch, connect_id: u8) -> Result<()> {
-    let result = command(ch, &Qiclose { connect_id, timeout_s: None }).await;
+/// `AT+QICLOSE` on the socket `r` refers to (nothing if it is gone already); the slot is free
+/// afterwards, or queued to be closed again later if the modem did not answer.
+pub async fn close_slot<Ch: Channel>(ch: &mut Ch, r: SlotRef) -> Result<()> {
+    let claimed = ch.state(|s| match s.sockets.current_mut(r) {
+        Ok(slot) if slot.state != SlotState::Closing => {
+            // an open still waiting for its result: that result may come after the close
+            slot.give_up_open();
+            slot.state = SlotState::Closing;
+            true
+        }
+        _ => false,
+    });
+    if claimed { close_claimed(ch, r).await } else { Ok(()) }
+}
+
+/// Closes a slot the caller claimed ([`SlotState::Closing`]). The engine refuses the command
+/// if the slot changed hands meanwhile, so the close never hits a new connection.
+async fn close_claimed<Ch: Channel>(ch: &mut Ch, r: SlotRef) -> Result<()> {
+    let cmd = Qiclose { connect_id: r.connect_id, timeout_s: None };
+    let result = command_with(ch, &cmd, Kind::Close(r), cmd.timeout_ms()).await;
     if result == Err(Error::Timeout) {
         // Figure 1: no answer to AT+QICLOSE in 10 s: reboot
         ch.state(|s| s.recovery.reboot_needed = true);
     }
     let result = match result {
-        // a socket the modem already forgot is closed as far as anybody cares
-        Ok(_) | Err(Error::Modem(ErrorCode::SocketClosed)) | Err(Error::Failed) => Ok(()),
+        // a socket the modem already forgot is closed as far as anybody cares; Closed: the
+        // slot changed hands before the command went out (someone else dealt with it)
+        Ok(_) | Err(Error::Modem(ErrorCode::SocketClosed) | Error::Failed | Error::Closed) => Ok(()),
         Err(e) => Err(e),
     };
     ch.state(|s| {
-        if let Some(slot) = s.sockets.get_mut(connect_id) {
+        if let Some(slot) = s.sockets.get_mut(r.connect_id)
+            && slot.generation == r.generation
+            && slot.state == SlotState::Closing
+        {
             let next = if result.is_ok() || result == Err(Error::Rebooted) {
                 SlotState::Free
             } else {
                 SlotState::PendingClose
             };
-            if slot.state != SlotState::Free {
-                slot.release(next, None);
-            }
+            slot.release(next, None);
         }
     });
     result
@@ -336,7 +364,8 @@ pub async fn start_open<Ch: Channel>(ch: &mut Ch, p: &OpenParams<'_>, config: &C
     ch.reclaim().await?;
     let mut avoid = 0u16;
     loop {
-        let id = ch.state(|s| s.sockets.find_free(avoid)).ok_or(Error::NoFreeSocket)?;
+        let now = ch.now_ms();
+        let id = ch.state(|s| s.sockets.find_free(avoid, now)).ok_or(Error::NoFreeSocket)?;
         let cmd = Qiopen {
             context_id: p.context_id,
             connect_id: id,
@@ -351,6 +380,7 @@ pub async fn start_open<Ch: Channel>(ch: &mut Ch, p: &OpenParams<'_>, config: &C
         ch.state(|s| {
             if let Some(slot) = s.sockets.get_mut(id) {
                 slot.occupy(SlotState::Opening, p.service_type, p.access_mode, p.context_id);
+                slot.opened_at_ms = now;
                 slot.local_port = p.local_port;
                 if let Host::Ip(ip) = p.remote {
                     slot.remote = Some(core::net::SocketAddr::new(ip, p.remote_port));
@@ -376,7 +406,10 @@ pub async fn start_open<Ch: Channel>(ch: &mut Ch, p: &OpenParams<'_>, config: &C
                 // the modem has something there we did not know about (field note 13)
                 ch.state(|s| {
                     if let Some(slot) = s.sockets.get_mut(id) {
+                        // answered: no +QIOPEN of this attempt will come
+                        let earlier = slot.stale_open;
                         slot.release(SlotState::PendingClose, None);
+                        slot.stale_open = earlier;
                     }
                 });
                 avoid |= 1 << id;
@@ -384,7 +417,14 @@ pub async fn start_open<Ch: Channel>(ch: &mut Ch, p: &OpenParams<'_>, config: &C
             Err(e) => {
                 ch.state(|s| {
                     if let Some(slot) = s.sockets.get_mut(id) {
-                        slot.release(SlotState::Free, None);
+                        // without an answer the modem may have opened it: close it first
+                        let next = if e == Error::Timeout { SlotState::PendingClose } else { SlotState::Free };
+                        let earlier = slot.stale_open;
+                        slot.release(next, None);
+                        if e != Error::Timeout {
+                            // answered (ERROR): no +QIOPEN of this attempt will come
+                            slot.stale_open = earlier;
+                        }
                     }
                     s.recovery.open_failures = s.recovery.open_failures.saturating_add(1);
                 });
@@ -423,7 +463,7 @@ pub async fn finish_open<Ch: Channel>(ch: &mut Ch, r: SlotRef) -> Result<()> {
         Ok(result) => result,
         Err(Error::Timeout) => {
             ch.state(|s| s.recovery.open_failures = s.recovery.open_failures.saturating_add(1));
-            let _ = close_slot(ch, r.connect_id).await;
+            let _ = close_slot(ch, r).await;
             Err(Error::Timeout)
         }
         Err(e) => Err(e),
@@ -534,7 +574,7 @@ pub async fn read_socket<Ch: Channel>(ch: &mut Ch, r: SlotRef, buf: &mut [u8]) -
     let cmd = Qird { connect_id: r.connect_id, len: want.map(|w| w as u16) };
     let info = match ch.read(&cmd, buf).await {
         Ok(info) => info,
-        Err(Error::Failed) => return Err(last_error(ch).await),
+        Err(Error::Failed) if !Ch::RESOLVES_ERRORS => return Err(last_error(ch).await),
         Err(e) => return Err(e),
     };
     ch.state(|s| {
@@ -729,6 +769,8 @@ pub async fn ensure_ready<Ch: Channel>(ch: &mut Ch, config: &Config) -> Result<(
             if rec.suspect {
                 match ch.exec(&At, Kind::Plain, 1_000).await {
                     Ok(_) => ch.state(|s| s.recovery.suspect = false),
+                    // it restarted (RDY) while we asked: bring it up, no reboot needed
+                    Err(Error::Rebooted) => ch.state(|s| s.recovery.suspect = false),
                     Err(_) => ch.state(|s| s.recovery.reboot_needed = true),
                 }
                 continue;

@@ -29,6 +29,9 @@ pub enum SlotState {
     Incoming,
     /// Nobody owns it but the modem still holds it: `AT+QICLOSE` must be sent before reuse.
     PendingClose,
+    /// `AT+QICLOSE` is on its way (one closer has claimed it); not to be reused or released
+    /// by anybody else.
+    Closing,
 }
 
 /// One connectID.
@@ -68,6 +71,15 @@ pub struct Slot {
     pub ack_due: Option<u64>,
     /// ACK supervision: checks so far that found unacknowledged data.
     pub ack_checks: u8,
+    /// A send was cut short (lost prompt, cancellation): the byte stream is broken and sends
+    /// fail with [`Error::Closed`].
+    pub tx_broken: bool,
+    /// When the running `AT+QIOPEN` went out (ms).
+    pub opened_at_ms: u64,
+    /// The slot was given up while its `AT+QIOPEN` result was still outstanding: until this
+    /// time (ms; the attempt's start plus the 150 s the modem may take) a late `+QIOPEN` for
+    /// this connectID belongs to that old attempt, not to a new one.
+    pub stale_open: Option<u64>,
     /// Counts `recv`/`closed` URCs (wrapping), so a read can tell whether one arrived while it
     /// ran.
     pub rx_events: u8,
@@ -94,6 +106,9 @@ impl Slot {
             push_throttle: false,
             ack_due: None,
             ack_checks: 0,
+            opened_at_ms: 0,
+            stale_open: None,
+            tx_broken: false,
             rx_events: 0,
             lost: None,
         }
@@ -104,15 +119,27 @@ impl Slot {
     pub fn release(&mut self, state: SlotState, reason: Option<Error>) {
         let generation = self.generation.wrapping_add(1);
         let lost = reason.map(|r| (self.generation, r)).or(self.lost);
-        *self = Self { state, generation, lost, ..Self::new() };
+        self.give_up_open();
+        *self = Self { state, generation, lost, stale_open: self.stale_open, ..Self::new() };
+    }
+
+    /// An open still waiting for its `+QIOPEN` is given up: that result may yet come.
+    pub fn give_up_open(&mut self) {
+        if self.state == SlotState::Opening && self.open_result.is_none() {
+            let until = self.opened_at_ms.saturating_add(OPEN_RESULT_MS);
+            self.stale_open = Some(self.stale_open.map_or(until, |t| t.max(until)));
+        }
     }
 
     /// Takes a free slot for a new service.
     pub fn occupy(&mut self, state: SlotState, service: ServiceType, mode: AccessMode, context_id: u8) {
-        let (generation, lost) = (self.generation, self.lost);
-        *self = Self { state, generation, lost, service, mode, context_id, ..Self::new() };
+        let (generation, lost, stale_open) = (self.generation, self.lost, self.stale_open);
+        *self = Self { state, generation, lost, stale_open, service, mode, context_id, ..Self::new() };
     }
 }
+
+/// How long the modem may take to report `+QIOPEN` (ms; field note 19).
+pub const OPEN_RESULT_MS: u64 = 150_000;
 
 /// A reference from a handle to a slot: connectID plus the generation it was taken in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,9 +213,21 @@ impl SocketTable {
 
     /// A free connectID, lowest first (the modem hands incoming connections the highest free
     /// ones, so starting low makes collisions rare). `avoid` skips ids the modem rejected.
-    pub fn find_free(&self, avoid: u16) -> Option<u8> {
-        (0..CONNECT_IDS as u8)
-            .find(|&id| avoid & (1 << id) == 0 && self.get(id).is_some_and(|s| s.state == SlotState::Free))
+    /// `now_ms` expires old attempts' outstanding results (see [`Slot::stale_open`]).
+    pub fn find_free(&mut self, avoid: u16, now_ms: u64) -> Option<u8> {
+        for s in &mut self.slots {
+            if s.stale_open.is_some_and(|until| now_ms >= until) {
+                s.stale_open = None;
+            }
+        }
+        let free = |stale_ok: bool| {
+            (0..CONNECT_IDS as u8).find(|&id| {
+                avoid & (1 << id) == 0
+                    && self.get(id).is_some_and(|s| s.state == SlotState::Free && (stale_ok || s.stale_open.is_none()))
+            })
+        };
+        // an id whose old +QIOPEN result may still come only if there is no other
+        free(false).or_else(|| free(true))
     }
 
     /// Iterates over `(connect_id, slot)`.
@@ -227,7 +266,14 @@ impl SocketTable {
 
     /// A slot that needs `AT+QICLOSE` before it can be reused.
     pub fn pending_close(&self) -> Option<u8> {
-        self.iter().find(|(_, s)| s.state == SlotState::PendingClose).map(|(id, _)| id)
+        self.iter().find(|(_, s)| matches!(s.state, SlotState::PendingClose | SlotState::Closing)).map(|(id, _)| id)
+    }
+
+    /// Claims a slot that needs `AT+QICLOSE` for the caller, who is then its one closer.
+    pub fn claim_close(&mut self) -> Option<SlotRef> {
+        let (id, slot) = self.iter_mut().find(|(_, s)| s.state == SlotState::PendingClose)?;
+        slot.state = SlotState::Closing;
+        Some(SlotRef { connect_id: id, generation: slot.generation })
     }
 }
 
@@ -238,7 +284,7 @@ mod tests {
     #[test]
     fn stale_handles_are_recognised_with_their_reason() {
         let mut t = SocketTable::new();
-        let id = t.find_free(0).unwrap();
+        let id = t.find_free(0, 0).unwrap();
         assert_eq!(id, 0);
         t.get_mut(id).unwrap().occupy(SlotState::Open, ServiceType::Tcp, AccessMode::Buffer, 1);
         let r = t.slot_ref(id).unwrap();
@@ -250,6 +296,6 @@ mod tests {
         assert_eq!(t.current(r).err(), Some(Error::Rebooted));
         t.get_mut(id).unwrap().release(SlotState::Free, None);
         assert_eq!(t.current(r).err(), Some(Error::Rebooted));
-        assert_eq!(t.find_free(1), Some(1));
+        assert_eq!(t.find_free(1, 0), Some(1));
     }
 }

@@ -55,7 +55,7 @@ fn own(e: &Event<'_>) -> Ev {
         Event::Data(d) => Ev::Data(d.to_vec()),
         Event::DataEnd => Ev::DataEnd,
         Event::Transparent(d) => Ev::Transparent(d.to_vec()),
-        Event::LineOverflow => Ev::LineOverflow,
+        Event::LineOverflow(_) => Ev::LineOverflow,
     }
 }
 

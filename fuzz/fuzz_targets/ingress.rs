@@ -106,7 +106,7 @@ impl Model {
                     assert_eq!(d, consumed, "transparent data must be the bytes consumed");
                 }
             }
-            Event::Echo | Event::LineOverflow => {}
+            Event::Echo | Event::LineOverflow(_) => {}
         }
     }
 }

@@ -59,7 +59,7 @@ impl Ev {
             Event::Data(d) => Ev::Data(d.to_vec()),
             Event::DataEnd => Ev::DataEnd,
             Event::Transparent(d) => Ev::Transparent(d.to_vec()),
-            Event::LineOverflow => Ev::LineOverflow,
+            Event::LineOverflow(_) => Ev::LineOverflow,
         }
     }
 }

@@ -52,7 +52,7 @@ use crate::channel::{self, Channel, ReadInfo, interpret};
 use crate::clock::AsyncClock;
 use crate::commands::{Command, CommandLine, MAX_READ, Qird, Qisend};
 use crate::config::Config;
-use crate::core::{Core, DataSink, Kind, State, Stats};
+use crate::core::{CR_FILL, Core, DataSink, Kind, State, Stats};
 use crate::error::{Error, Result};
 use crate::ingress::Final;
 use crate::modem::{self, ModemInfo};
@@ -576,12 +576,19 @@ impl<'d, W: Write, C: AsyncClock> Stack<'d, W, C> {
     async fn open(&self, params: modem::OpenParams<'_>) -> Result<SlotRef> {
         let mut ch = self.channel();
         let config = self.r.config();
-        let slot = modem::start_open(&mut ch, &params, &config).await?;
-        // if this future is dropped while waiting, the socket is closed in the background
-        let guard = ReleaseGuard { stack: *self, slot, armed: true };
-        let result = modem::finish_open(&mut ch, slot).await;
-        core::mem::forget(guard);
-        result.map(|()| slot)
+        let mut attempts = 0;
+        loop {
+            let slot = modem::start_open(&mut ch, &params, &config).await?;
+            // if this future is dropped while waiting, the socket is closed in the background
+            let guard = ReleaseGuard { stack: *self, slot, armed: true };
+            let result = modem::finish_open(&mut ch, slot).await;
+            core::mem::forget(guard);
+            match result {
+                // the modem still had something on that connectID: close it, open again
+                Err(Error::Modem(crate::ErrorCode::SocketIdentityUsed)) if attempts < 2 => attempts += 1,
+                other => return other.map(|()| slot),
+            }
+        }
     }
 
     /// Gives a socket up: it is closed by the runner in the background.
@@ -711,19 +718,30 @@ impl<'d, W: Write, C: AsyncClock> Stack<'d, W, C> {
                     backoff = (backoff * 2).min(1000);
                 }
                 Err(Error::SendFail) => return Err(Error::Timeout),
-                Err(Error::Failed) => {
-                    let e = channel::last_error(&mut ch).await;
-                    return Err(if e == Error::Failed { Error::Closed } else { e });
-                }
+                // ERROR means the socket is gone (field note 11); the code was asked already
+                Err(Error::Failed) => return Err(Error::Closed),
                 Err(e) => return Err(e),
             }
         }
     }
 
-    /// A port for a `"UDP SERVICE"` bound to port 0.
+    /// A port for a `"UDP SERVICE"` bound to port 0: the next one from 49152 up that none of
+    /// the stack's own sockets uses.
     fn pick_port(&self) -> u16 {
         self.r.with(|s| {
-            s.next_port = if s.next_port < 49152 { 49152 } else { s.next_port.wrapping_add(1).max(49152) };
+            for _ in 0..=crate::socket::CONNECT_IDS {
+                s.next_port = if s.next_port < 49152 { 49152 } else { s.next_port.wrapping_add(1).max(49152) };
+                let port = s.next_port;
+                if !s
+                    .core
+                    .st
+                    .sockets
+                    .iter()
+                    .any(|(_, slot)| slot.state != crate::socket::SlotState::Free && slot.local_port == port)
+                {
+                    break;
+                }
+            }
             s.next_port
         })
     }
@@ -871,6 +889,52 @@ impl<'d, W: Write, C: AsyncClock> AsyncChannel<'d, W, C> {
         Ok(())
     }
 
+    /// Runs a command; `resolve`: a bare `ERROR` is resolved with `AT+QIGETERROR` in the same
+    /// turn.
+    async fn exec_inner(
+        &self,
+        cmd: &dyn CommandLine,
+        kind: Kind,
+        timeout_ms: u32,
+        parse: &mut dyn FnMut(&[u8]) -> Result<()>,
+        resolve: bool,
+    ) -> Result<()> {
+        let (_ticket, mut tx) = self.start(cmd, kind, timeout_ms, |_| {}).await?;
+        let mut guard = CommandGuard { r: self.r, armed: true };
+        let deadline = self.r.clock.now_ms() + u64::from(timeout_ms);
+        let result = self.finish(deadline).await;
+        guard.armed = false;
+        let out = self.r.with(|s| {
+            let out = result.and_then(interpret).and_then(|()| parse(s.core.response()?));
+            s.core.end();
+            out
+        });
+        self.resolve(&mut tx, resolve && cmd.is_tcpip(), out).await
+    }
+
+    /// A bare `ERROR` of a TCP/IP command: asks `AT+QIGETERROR` while the caller still holds
+    /// the command channel, so the code is this command's.
+    async fn resolve<T>(&self, tx: &mut W, tcpip: bool, result: Result<T>) -> Result<T> {
+        if !(tcpip && result.as_ref().err() == Some(&Error::Failed)) {
+            return result;
+        }
+        let q = crate::commands::Qigeterror;
+        let timeout = q.timeout_ms();
+        if self.start_with(tx, &q, Kind::Plain, timeout, |_| {}).await.is_err() {
+            return result;
+        }
+        let done = self.finish(self.r.clock.now_ms() + u64::from(timeout)).await;
+        self.r.with(|s| {
+            let code = done
+                .and_then(interpret)
+                .and_then(|()| q.parse_lines(s.core.response()?))
+                .ok()
+                .and_then(|e| e.error_code());
+            s.core.end();
+            code.map_or(Err(Error::Failed), |c| Err(Error::Modem(c)))
+        })
+    }
+
     /// Waits for the final result of the running command.
     async fn finish(&self, deadline: u64) -> Result<Final> {
         let r = self.r;
@@ -888,10 +952,10 @@ async fn write_all<W: Write>(tx: &mut W, data: &[u8]) -> Result<()> {
 }
 
 async fn write_filler<W: Write, C>(r: &Resources<W, C>, tx: &mut W, mut remaining: usize) -> Result<()> {
-    const FILL: [u8; 64] = [0; 64];
+    // CRs: payload if the modem waits for it, empty lines if it does not
     while remaining > 0 {
-        let n = remaining.min(FILL.len());
-        write_all(tx, FILL.get(..n).unwrap_or(&[])).await?;
+        let n = remaining.min(CR_FILL.len());
+        write_all(tx, CR_FILL.get(..n).unwrap_or(&[])).await?;
         remaining -= n;
         r.with(|s| s.send_remaining = remaining);
     }
@@ -916,17 +980,20 @@ impl<W: Write, C: AsyncClock> Channel for AsyncChannel<'_, W, C> {
         timeout_ms: u32,
         parse: &mut dyn FnMut(&[u8]) -> Result<()>,
     ) -> Result<()> {
-        let (_ticket, _tx) = self.start(cmd, kind, timeout_ms, |_| {}).await?;
-        let mut guard = CommandGuard { r: self.r, armed: true };
-        let deadline = self.r.clock.now_ms() + u64::from(timeout_ms);
-        let result = self.finish(deadline).await;
-        guard.armed = false;
-        self.r.with(|s| {
-            let out = result.and_then(interpret).and_then(|()| parse(s.core.response()?));
-            s.core.end();
-            out
-        })
+        self.exec_inner(cmd, kind, timeout_ms, parse, false).await
     }
+
+    async fn exec_line_resolved(
+        &mut self,
+        cmd: &dyn CommandLine,
+        kind: Kind,
+        timeout_ms: u32,
+        parse: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        self.exec_inner(cmd, kind, timeout_ms, parse, true).await
+    }
+
+    const RESOLVES_ERRORS: bool = true;
 
     async fn send(&mut self, cmd: &Qisend, data: &[u8]) -> Result<()> {
         let r = self.r;
@@ -935,17 +1002,26 @@ impl<W: Write, C: AsyncClock> Channel for AsyncChannel<'_, W, C> {
         let mut guard = CommandGuard { r, armed: true };
         let deadline = r.clock.now_ms() + u64::from(timeout);
         let prompt = r.until(|s| if s.core.prompted() { Some(Ok(())) } else { s.core.result().map(|f| f.map(|_| ())) });
-        let prompted = match select(prompt, r.clock.wait_until(deadline)).await {
-            Either::First(p) => p,
-            Either::Second(()) => Err(Error::Timeout),
+        let (prompted, lost_prompt) = match select(prompt, r.clock.wait_until(deadline)).await {
+            Either::First(p) => (p, false),
+            // the modem may be waiting for the payload even so: complete it, so that the next
+            // command line is not taken for payload (see inert_as_commands)
+            Either::Second(()) => (Ok(()), !r.with(|s| s.core.prompted())),
         };
         let result = match prompted {
-            Ok(()) if r.with(|s| s.core.prompted()) => {
+            Ok(()) if lost_prompt && !crate::core::inert_as_commands(data) => {
+                write_filler(r, &mut *tx, data.len()).await?;
+                let deadline = r.clock.now_ms() + u64::from(timeout);
+                // CRs went out in place of the payload: it was not sent
+                self.finish(deadline).await.and_then(interpret).and(Err(Error::Timeout))
+            }
+            Ok(()) if lost_prompt || r.with(|s| s.core.prompted()) => {
                 for chunk in data.chunks(64) {
                     write_all(&mut *tx, chunk).await?;
                     r.with(|s| s.send_remaining = s.send_remaining.saturating_sub(chunk.len()));
                 }
                 r.with(|s| s.core.payload_written(data.len()));
+                let deadline = if lost_prompt { r.clock.now_ms() + u64::from(timeout) } else { deadline };
                 self.finish(deadline).await.and_then(interpret)
             }
             Ok(()) => r.with(|s| match s.core.result() {
@@ -955,12 +1031,21 @@ impl<W: Write, C: AsyncClock> Channel for AsyncChannel<'_, W, C> {
             }),
             Err(e) => Err(e),
         };
+        if lost_prompt && result.is_err() {
+            // the modem may have sent a part of the payload or filler: the stream is broken
+            r.with(|s| {
+                s.broken |= 1 << cmd.connect_id;
+                if let Some(slot) = s.core.st.sockets.get_mut(cmd.connect_id) {
+                    slot.tx_broken = true;
+                }
+            });
+        }
         guard.armed = false;
         r.with(|s| {
             s.send_remaining = 0;
             s.core.end();
         });
-        result
+        self.resolve(&mut tx, true, result).await
     }
 
     async fn read(&mut self, cmd: &Qird, dest: &mut [u8]) -> Result<ReadInfo> {
@@ -973,12 +1058,12 @@ impl<W: Write, C: AsyncClock> Channel for AsyncChannel<'_, W, C> {
             let st = &mut s.staging;
             (st.owner, st.len, st.pos, st.complete) = (Some(owner), 0, 0, false);
         };
-        let (_ticket, _tx) = self.start(cmd, Kind::Read { connect_id: cmd.connect_id }, timeout, prepare).await?;
+        let (_ticket, mut tx) = self.start(cmd, Kind::Read { connect_id: cmd.connect_id }, timeout, prepare).await?;
         let mut guard = CommandGuard { r, armed: true };
         let deadline = r.clock.now_ms() + u64::from(timeout);
         let result = self.finish(deadline).await;
         guard.armed = false;
-        r.with(|s| {
+        let out = r.with(|s| {
             let header = s.core.st.cmd.read_header;
             s.core.end();
             let st = &mut s.staging;
@@ -994,7 +1079,8 @@ impl<W: Write, C: AsyncClock> Channel for AsyncChannel<'_, W, C> {
             st.len = 0;
             s.wakers.wake();
             out
-        })
+        });
+        self.resolve(&mut tx, true, out).await
     }
 
     async fn wait_for<T>(&mut self, deadline_ms: u64, mut f: impl FnMut(&mut State) -> Option<T>) -> Result<T> {

@@ -21,7 +21,7 @@ use embedded_io_async::Write;
 use super::Stack;
 use crate::clock::AsyncClock;
 use crate::commands::{AccessMode, Host, ServiceType};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 use crate::modem::OpenParams;
 use crate::socket::SlotRef;
 
@@ -113,18 +113,27 @@ impl<'d, W: Write, C: AsyncClock> Stack<'d, W, C> {
         if !local.ip().is_unspecified() && local.ip() != own {
             return Err(Error::InvalidArgument);
         }
-        let port = if local.port() == 0 { self.pick_port() } else { local.port() };
-        let slot = self
-            .open(OpenParams {
-                context_id: self.r.config.context_id,
-                service_type: ServiceType::UdpService,
-                remote: Host::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-                remote_port: 0,
-                local_port: port,
-                access_mode: AccessMode::Buffer,
-            })
-            .await?;
-        Ok(UnconnectedUdp { stack: *self, slot, local: SocketAddr::new(own, port) })
+        // port 0: a port the stack does not use; if something else at the modem holds it, the next
+        let mut tries = if local.port() == 0 { 4 } else { 1 };
+        loop {
+            let port = if local.port() == 0 { self.pick_port() } else { local.port() };
+            let opened = self
+                .open(OpenParams {
+                    context_id: self.r.config.context_id,
+                    service_type: ServiceType::UdpService,
+                    remote: Host::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                    remote_port: 0,
+                    local_port: port,
+                    access_mode: AccessMode::Buffer,
+                })
+                .await;
+            tries -= 1;
+            match opened {
+                Ok(slot) => return Ok(UnconnectedUdp { stack: *self, slot, local: SocketAddr::new(own, port) }),
+                Err(Error::Modem(ErrorCode::PortBusy | ErrorCode::SocketBindFailed)) if tries > 0 => {}
+                Err(e) => return Err(e),
+            }
+        }
     }
 }
 

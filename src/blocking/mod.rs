@@ -27,7 +27,7 @@ use crate::channel::{self, Channel, ReadInfo, block_on, interpret};
 use crate::clock::Clock;
 use crate::commands::{AccessMode, Command, CommandLine, Host, MAX_SEND, Qird, Qisend, ServiceType};
 use crate::config::Config;
-use crate::core::{Core, DataSink, Kind, State, Stats};
+use crate::core::{CR_FILL, Core, DataSink, Kind, State, Stats};
 use crate::recovery::{NoPins, PowerControl};
 use crate::ring::{PushStores, Ring};
 
@@ -331,22 +331,43 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Channel for Inner<S
 
     async fn send(&mut self, cmd: &Qisend, data: &[u8]) -> Result<()> {
         self.start(cmd, Kind::Send)?;
-        let deadline = self.clock.now_ms() + u64::from(cmd.timeout_ms());
+        let timeout = u64::from(cmd.timeout_ms());
+        let mut deadline = self.clock.now_ms() + timeout;
+        let mut lost_prompt = false;
         let result = (|| {
             while !self.core.prompted() {
                 if let Some(r) = self.core.result() {
                     return r.and_then(interpret).and(Err(Error::Failed));
                 }
                 if self.clock.now_ms() >= deadline {
-                    return Err(Error::Timeout);
+                    // the modem may be waiting for the payload even so: complete it, so that
+                    // the next command line is not taken for payload (see inert_as_commands)
+                    lost_prompt = true;
+                    deadline = self.clock.now_ms() + timeout;
+                    break;
                 }
                 self.pump(Dest::None)?;
             }
-            self.serial.write_all(data).map_err(serial_error)?;
+            let filler = lost_prompt && !crate::core::inert_as_commands(data);
+            if filler {
+                for chunk in data.chunks(CR_FILL.len()) {
+                    self.serial.write_all(CR_FILL.get(..chunk.len()).unwrap_or(&[])).map_err(serial_error)?;
+                }
+            } else {
+                self.serial.write_all(data).map_err(serial_error)?;
+            }
             self.serial.flush().map_err(serial_error)?;
             self.core.payload_written(data.len());
-            interpret(self.wait_result(deadline, None)?)
+            let sent = interpret(self.wait_result(deadline, None)?);
+            // CRs went out in place of the payload: it was not sent
+            if filler { sent.and(Err(Error::Timeout)) } else { sent }
         })();
+        if lost_prompt && result.is_err() {
+            // the modem may have sent a part of the payload or filler: the stream is broken
+            if let Some(slot) = self.core.st.sockets.get_mut(cmd.connect_id) {
+                slot.tx_broken = true;
+            }
+        }
         self.core.end();
         result
     }
@@ -793,7 +814,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
         let mut sent = 0;
         while sent < data.len() {
             let slot = self.core.st.sockets.current(r)?;
-            if slot.peer_closed {
+            if slot.peer_closed || slot.tx_broken {
                 return Err(nb::Error::Other(Error::Closed));
             }
             let chunk = data.get(sent..).unwrap_or(&[]);
@@ -826,11 +847,13 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
         }
         let r = match st {
             Sock::Connecting { slot, .. } | Sock::Connected(slot) | Sock::Listening(slot) | Sock::Service(slot) => slot,
-            Sock::New | Sock::Bound(_) => return Ok(()),
+            // a failed connect left its connectID to be closed: close it now, not at the next open
+            Sock::New | Sock::Bound(_) => return block_on(modem::close_pending(self)),
         };
         if self.core.st.sockets.current(r).is_err() {
-            // gone already (reboot, context deactivated)
-            return Ok(());
+            // gone already (reboot, context deactivated, ACK supervision): what the modem
+            // may still hold of it is closed now, not at the next open
+            return block_on(modem::close_pending(self));
         }
         if let Sock::Listening(_) = st {
             // connections the modem accepted but nobody took: nobody will, close them too;
@@ -841,7 +864,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
                 }
             }
         }
-        block_on(modem::close_slot(self, r.connect_id))?;
+        block_on(modem::close_slot(self, r))?;
         block_on(modem::close_pending(self))
     }
 
@@ -887,13 +910,19 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
                 *st = Sock::Connected(slot);
                 Ok(())
             }
+            Some(Err(Error::Modem(crate::ErrorCode::SocketIdentityUsed))) => {
+                // the modem still had something on that connectID: the next call closes it and
+                // opens again
+                *st = Sock::New;
+                Err(nb::Error::WouldBlock)
+            }
             Some(Err(e)) => {
                 *st = Sock::New;
                 Err(nb::Error::Other(e))
             }
             None if self.clock.now_ms() >= deadline => {
                 // Figure 1: no +QIOPEN within 150 s, close the connection
-                let _ = block_on(modem::close_slot(self, slot.connect_id));
+                let _ = block_on(modem::close_slot(self, slot));
                 *st = Sock::New;
                 Err(nb::Error::Other(Error::Timeout))
             }
@@ -917,6 +946,8 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> embedded_nal::TcpCl
         self.with(|i| match socket.st {
             Sock::New | Sock::Bound(_) => {
                 let local = if let Sock::Bound(p) = socket.st { p } else { 0 };
+                // what the modem said meanwhile (a pdpdeact, a late +QIOPEN) counts first
+                i.poll()?;
                 let slot = i.open(ServiceType::Tcp, remote, local)?;
                 let deadline =
                     i.clock.now_ms() + u64::from(<crate::commands::Qiopen<'_> as atat::AtatCmd>::MAX_TIMEOUT_MS);

@@ -512,3 +512,37 @@ impl Rng {
         (0..n).map(|_| self.next_u64() as u8).collect()
     }
 }
+
+/// A serial port for the blocking stack in tests: when nothing is waiting it sleeps a few
+/// microseconds in `read_ready`, so the blocking stack's polling loops leave CPU time to the
+/// simulator (on a CI machine with two cores, busy polling would slow everything else down).
+pub struct PoliteSerial<S>(pub S);
+
+impl<S: embedded_io::ErrorType> embedded_io::ErrorType for PoliteSerial<S> {
+    type Error = S::Error;
+}
+
+impl<S: embedded_io::Read> embedded_io::Read for PoliteSerial<S> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, S::Error> {
+        self.0.read(buf)
+    }
+}
+
+impl<S: embedded_io::ReadReady> embedded_io::ReadReady for PoliteSerial<S> {
+    fn read_ready(&mut self) -> Result<bool, S::Error> {
+        let ready = self.0.read_ready()?;
+        if !ready {
+            std::thread::sleep(std::time::Duration::from_micros(20));
+        }
+        Ok(ready)
+    }
+}
+
+impl<S: embedded_io::Write> embedded_io::Write for PoliteSerial<S> {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, S::Error> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> Result<(), S::Error> {
+        self.0.flush()
+    }
+}
