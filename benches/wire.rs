@@ -11,6 +11,8 @@
 
 #[path = "../tests/support/elf.rs"]
 mod elf;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -198,6 +200,40 @@ fn udp_roundtrip_ms(baud: u32, rounds: u32) -> f64 {
     ms
 }
 
+/// AT commands that one QoS 0 publication of 64 bytes costs with minimq 0.10 (unchanged) over
+/// the blocking stack, on an established MQTT connection to an in-process broker.
+fn mqtt_publish_qos0() -> f64 {
+    use minimq010::{ConfigBuilder, Minimq, Publication, QoS, broker::IpBroker};
+    let (sim, modem) = start(Some(115_200));
+    let broker_addr = support::start_broker();
+    let mut broker = IpBroker::new(broker_addr.ip());
+    minimq010::broker::Broker::set_port(&mut broker, broker_addr.port());
+    let mut buffer = [0u8; 1024];
+    let config = ConfigBuilder::new(broker, &mut buffer).client_id("bg96-bench").unwrap();
+    let mut mqtt = Minimq::new(&modem, support::MqttClock::default(), config);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let poll = |mqtt: &mut Minimq<'_, &Modem, support::MqttClock, IpBroker>| {
+        match mqtt.poll(|_, _, _, _| ()) {
+            Ok(_) | Err(minimq010::Error::SessionReset) => {}
+            Err(e) => panic!("MQTT poll: {e:?}"),
+        }
+        assert!(Instant::now() < deadline, "no MQTT connection");
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    while !mqtt.client().is_connected() {
+        poll(&mut mqtt);
+    }
+    // let the connection settle (CONNACK read, nothing pending)
+    let settle = Instant::now();
+    while settle.elapsed() < Duration::from_millis(200) {
+        poll(&mut mqtt);
+    }
+    let message = payload(64);
+    let cmds0 = sim.stats().commands;
+    mqtt.client().publish(Publication::new("bg96/bench", &message[..]).qos(QoS::AtMostOnce)).unwrap();
+    sim.stats().commands.saturating_sub(cmds0) as f64
+}
+
 /// AT commands and wire turn-arounds of one 1 KiB echo (send 1 KiB, receive it back).
 fn echo_1k() -> (f64, f64) {
     let (sim, modem) = start(Some(115_200));
@@ -318,6 +354,9 @@ fn main() {
     }
     if want("udp_roundtrip") {
         print("udp_roundtrip_115200_ms", udp_roundtrip_ms(115_200, 20), "ms (32-byte datagram, mean of 20)");
+    }
+    if want("mqtt_publish_qos0") {
+        print("mqtt_publish_qos0_at_commands", mqtt_publish_qos0(), "commands (minimq 0.10, 64-byte QoS 0 publish)");
     }
     if want("echo_1k") {
         let (c, t) = echo_1k();
