@@ -313,6 +313,8 @@ WIRE = {
     "ip-v4": b"\x01220.180.239.212",
     "ip-v6": b"\x012001:DB8:0:0:0:0:0:1",
     "ip-v6-compressed": b"\x0164:FF9B::",
+    # found by the fuzzer: an IPv6 address ending in a dotted IPv4 part
+    "regression-ip-v6-v4-tail": b"\x01::92.21.3.12",
     "u32-max": b"\x024294967295",
     "u32-over": b"\x024294967296",
     "i32-tz": b"\x02-48",

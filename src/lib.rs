@@ -125,6 +125,14 @@
 //! `AT+QICLOSE` go unanswered, ACK supervision, and a new bring-up when the modem restarts by
 //! itself. See [`recovery`].
 //!
+//! A send whose `> ` prompt does not come in time is still completed, because the modem may be
+//! waiting for the payload (the prompt was lost on the line or is late) and would otherwise take
+//! the next command line for payload: with the payload itself when it cannot run a command in
+//! command mode (it holds no `AT` and no `A/`), so the send may yet succeed; else with CRs
+//! (empty lines to a modem in command mode), and the send fails with [`Error::Timeout`]. A
+//! connection whose send did not complete is given up: further sends fail with
+//! [`Error::Closed`], since the peer may have received part of the payload or filler.
+//!
 //! # Not supported, and why
 //!
 //! * Reverse DNS: the BG96 has none.

@@ -306,12 +306,21 @@ fn parse_ipv4(text: &[u8]) -> Option<Ipv4Addr> {
     parts.next().is_none().then_some(Ipv4Addr::from(octets))
 }
 
-fn parse_groups(text: &[u8], out: &mut [u16; 8]) -> Option<usize> {
+/// Colon-separated hex groups; where `v4_tail` allows, the last group may be a
+/// dotted IPv4 address (`::ffff:10.0.0.1`), which fills two groups.
+fn parse_groups(text: &[u8], out: &mut [u16; 8], v4_tail: bool) -> Option<usize> {
     if text.is_empty() {
         return Some(0);
     }
     let mut n = 0;
-    for g in text.split(|&b| b == b':') {
+    let mut groups = text.split(|&b| b == b':').peekable();
+    while let Some(g) = groups.next() {
+        if v4_tail && groups.peek().is_none() && g.contains(&b'.') {
+            let [a, b, c, d] = parse_ipv4(g)?.octets();
+            *out.get_mut(n)? = u16::from_be_bytes([a, b]);
+            *out.get_mut(n + 1)? = u16::from_be_bytes([c, d]);
+            return Some(n + 2);
+        }
         if g.is_empty() || g.len() > 4 {
             return None;
         }
@@ -330,8 +339,10 @@ fn parse_ipv6(text: &[u8]) -> Option<Ipv6Addr> {
     let mut tail = [0u16; 8];
     let gap = text.windows(2).position(|w| w == b"::");
     let (h, t) = match gap {
-        Some(i) => (parse_groups(text.get(..i)?, &mut head)?, parse_groups(text.get(i + 2..)?, &mut tail)?),
-        None => (parse_groups(text, &mut head)?, 0),
+        Some(i) => {
+            (parse_groups(text.get(..i)?, &mut head, false)?, parse_groups(text.get(i + 2..)?, &mut tail, true)?)
+        }
+        None => (parse_groups(text, &mut head, true)?, 0),
     };
     let full = h + t == 8 && gap.is_none();
     if !full && (gap.is_none() || h + t > 7) {
@@ -389,6 +400,10 @@ mod tests {
             "0.0.0.0",
             "255.255.255.255",
             "10.7.157.1",
+            "::92.21.3.12",
+            "::ffff:10.0.0.1",
+            "64:ff9b::192.0.2.33",
+            "1:2:3:4:5:6:1.2.3.4",
         ] {
             assert_eq!(parse_ip(s.as_bytes()), Some(s.parse().unwrap()), "{s}");
         }
@@ -398,6 +413,9 @@ mod tests {
             ":::",
             "1:2:3:4:5:6:7:8:9",
             "1::2::3",
+            "1.2.3.4::",
+            "::1.2.3.4:5",
+            "1:2:3:4:5:6:7:1.2.3.4",
             "12345::",
             "g::",
             "1.2.3",
