@@ -406,10 +406,7 @@ pub async fn start_open<Ch: Channel>(ch: &mut Ch, p: &OpenParams<'_>, config: &C
                 // the modem has something there we did not know about (field note 13)
                 ch.state(|s| {
                     if let Some(slot) = s.sockets.get_mut(id) {
-                        // answered: no +QIOPEN of this attempt will come
-                        let earlier = slot.stale_open;
-                        slot.release(SlotState::PendingClose, None);
-                        slot.stale_open = earlier;
+                        slot.release_refused(SlotState::PendingClose);
                     }
                 });
                 avoid |= 1 << id;
@@ -417,13 +414,11 @@ pub async fn start_open<Ch: Channel>(ch: &mut Ch, p: &OpenParams<'_>, config: &C
             Err(e) => {
                 ch.state(|s| {
                     if let Some(slot) = s.sockets.get_mut(id) {
-                        // without an answer the modem may have opened it: close it first
-                        let next = if e == Error::Timeout { SlotState::PendingClose } else { SlotState::Free };
-                        let earlier = slot.stale_open;
-                        slot.release(next, None);
-                        if e != Error::Timeout {
-                            // answered (ERROR): no +QIOPEN of this attempt will come
-                            slot.stale_open = earlier;
+                        if e == Error::Timeout {
+                            // without an answer the modem may have opened it: close it first
+                            slot.release(SlotState::PendingClose, None);
+                        } else {
+                            slot.release_refused(SlotState::Free);
                         }
                     }
                     s.recovery.open_failures = s.recovery.open_failures.saturating_add(1);

@@ -117,9 +117,19 @@ impl Slot {
     /// Gives the slot up: it becomes `state`, and handles of the old generation are stale.
     /// `reason` is what those handles will be told.
     pub fn release(&mut self, state: SlotState, reason: Option<Error>) {
+        self.give_up_open();
+        self.reset(state, reason);
+    }
+
+    /// Gives the slot up after the modem answered its `AT+QIOPEN` with an error: no
+    /// `+QIOPEN` of that attempt will come, so the slot is not marked as awaiting one.
+    pub fn release_refused(&mut self, state: SlotState) {
+        self.reset(state, None);
+    }
+
+    fn reset(&mut self, state: SlotState, reason: Option<Error>) {
         let generation = self.generation.wrapping_add(1);
         let lost = reason.map(|r| (self.generation, r)).or(self.lost);
-        self.give_up_open();
         *self = Self { state, generation, lost, stale_open: self.stale_open, ..Self::new() };
     }
 
@@ -264,7 +274,12 @@ impl SocketTable {
         self.slots.iter().filter(|s| s.state == SlotState::Open).filter_map(|s| s.ack_due).min()
     }
 
-    /// A slot that needs `AT+QICLOSE` before it can be reused.
+    /// Whether one of the stack's sockets holds `local_port`.
+    pub fn port_in_use(&self, local_port: u16) -> bool {
+        self.iter().any(|(_, s)| s.state != SlotState::Free && s.local_port == local_port)
+    }
+
+    /// A slot that needs `AT+QICLOSE` (queued or claimed), if any.
     pub fn pending_close(&self) -> Option<u8> {
         self.iter().find(|(_, s)| matches!(s.state, SlotState::PendingClose | SlotState::Closing)).map(|(id, _)| id)
     }

@@ -119,8 +119,6 @@ pub(crate) struct Shared {
     lock: lock::TicketState,
     /// Bytes of an abandoned `AT+QISEND` payload the modem still waits for.
     send_remaining: usize,
-    /// Connections whose send was cut short (their byte stream is broken).
-    broken: u16,
     info: Option<ModemInfo>,
     /// Last port picked for a `"UDP SERVICE"` bound to port 0.
     next_port: u16,
@@ -173,7 +171,6 @@ impl<W: Write, C: AsyncClock> Resources<W, C> {
                 staging: Staging { buf: [0; MAX_READ], len: 0, pos: 0, owner: None, complete: false },
                 lock: lock::TicketState::new(),
                 send_remaining: 0,
-                broken: 0,
                 info: None,
                 next_port: 0,
                 push: PushStores::new(),
@@ -596,7 +593,6 @@ impl<'d, W: Write, C: AsyncClock> Stack<'d, W, C> {
         let queued = self.r.with(|s| {
             s.drop_carried(slot);
             s.push.remove(slot.connect_id);
-            s.broken &= !(1 << slot.connect_id);
             match s.core.st.sockets.current_mut(slot) {
                 Ok(sl) => {
                     sl.release(crate::socket::SlotState::PendingClose, None);
@@ -685,17 +681,14 @@ impl<'d, W: Write, C: AsyncClock> Stack<'d, W, C> {
         let mut backoff = 20u32;
         loop {
             let gone = r.with(|s| {
-                if s.broken & (1 << slot.connect_id) != 0 {
-                    return Err(Error::Closed);
-                }
                 let sl = s.core.st.sockets.current(slot)?;
-                if sl.peer_closed { Err(Error::Closed) } else { Ok(()) }
+                if sl.peer_closed || sl.tx_broken { Err(Error::Closed) } else { Ok(()) }
             });
             gone?;
             let cmd = Qisend { connect_id: slot.connect_id, len: Some(chunk.len() as u16), remote };
             let mut ch = self.channel();
             // a send cut short by cancellation leaves the stream broken
-            let guard = BrokenGuard { r, id: slot.connect_id, armed: true };
+            let guard = BrokenGuard { r, slot, armed: true };
             let result = ch.send(&cmd, chunk).await;
             core::mem::forget(guard);
             match result {
@@ -731,14 +724,7 @@ impl<'d, W: Write, C: AsyncClock> Stack<'d, W, C> {
         self.r.with(|s| {
             for _ in 0..=crate::socket::CONNECT_IDS {
                 s.next_port = if s.next_port < 49152 { 49152 } else { s.next_port.wrapping_add(1).max(49152) };
-                let port = s.next_port;
-                if !s
-                    .core
-                    .st
-                    .sockets
-                    .iter()
-                    .any(|(_, slot)| slot.state != crate::socket::SlotState::Free && slot.local_port == port)
-                {
+                if !s.core.st.sockets.port_in_use(s.next_port) {
                     break;
                 }
             }
@@ -765,14 +751,18 @@ impl<W: Write, C: AsyncClock> Drop for ReleaseGuard<'_, W, C> {
 /// Marks a connection's byte stream broken if a send is cancelled.
 struct BrokenGuard<'d, W, C> {
     r: &'d Resources<W, C>,
-    id: u8,
+    slot: SlotRef,
     armed: bool,
 }
 
 impl<W, C> Drop for BrokenGuard<'_, W, C> {
     fn drop(&mut self) {
         if self.armed {
-            self.r.with(|s| s.broken |= 1 << self.id);
+            self.r.with(|s| {
+                if let Ok(slot) = s.core.st.sockets.current_mut(self.slot) {
+                    slot.tx_broken = true;
+                }
+            });
         }
     }
 }
@@ -1034,7 +1024,6 @@ impl<W: Write, C: AsyncClock> Channel for AsyncChannel<'_, W, C> {
         if lost_prompt && result.is_err() {
             // the modem may have sent a part of the payload or filler: the stream is broken
             r.with(|s| {
-                s.broken |= 1 << cmd.connect_id;
                 if let Some(slot) = s.core.st.sockets.get_mut(cmd.connect_id) {
                     slot.tx_broken = true;
                 }
