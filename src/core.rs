@@ -7,7 +7,7 @@
 //! [`Core::feed`], and looks at the state. The blocking front does this from a polling loop,
 //! the async front from its runner.
 
-use core::net::{IpAddr, SocketAddr};
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::commands::{NtpTime, PingLine, PingReply, PingSummary, SimState};
 use crate::error::{Error, ErrorCode};
@@ -124,8 +124,10 @@ pub struct DnsState {
     pub until: u64,
     /// The result: addresses, or the error code.
     pub result: Option<Result<(), u16>>,
-    /// Addresses received so far.
-    pub addresses: heapless::Vec<IpAddr, 8>,
+    /// The first IPv4 address received (the one the stack uses; the modem may list more).
+    pub ipv4: Option<Ipv4Addr>,
+    /// The first IPv6 address received.
+    pub ipv6: Option<Ipv6Addr>,
     /// How many addresses the modem announced.
     pub expected: u8,
 }
@@ -306,7 +308,7 @@ impl Core {
             st: State {
                 sockets: SocketTable::new(),
                 cmd: Pending::new(),
-                dns: DnsState { pending: false, until: 0, result: None, addresses: heapless::Vec::new(), expected: 0 },
+                dns: DnsState { pending: false, until: 0, result: None, ipv4: None, ipv6: None, expected: 0 },
                 ping: PingState { pending: false, until: 0, expected: 4, replies: heapless::Vec::new(), done: None },
                 ntp: NtpState { pending: false, until: 0, done: None },
                 modem: ModemStatus {
@@ -781,14 +783,17 @@ impl State {
                         self.dns.result = Some(Ok(()));
                     } else {
                         self.dns.expected = count;
-                        self.dns.addresses.clear();
+                        (self.dns.ipv4, self.dns.ipv6) = (None, None);
                     }
                     self.changes.deferred = true;
                 }
             }
             Urc::DnsAddress(ip) => {
                 if self.dns.pending && self.dns.result.is_none() && self.dns.expected > 0 {
-                    let _ = self.dns.addresses.push(ip);
+                    match ip {
+                        IpAddr::V4(a) => self.dns.ipv4 = self.dns.ipv4.or(Some(a)),
+                        IpAddr::V6(a) => self.dns.ipv6 = self.dns.ipv6.or(Some(a)),
+                    }
                     self.dns.expected -= 1;
                     if self.dns.expected == 0 {
                         self.dns.result = Some(Ok(()));
@@ -1098,7 +1103,8 @@ mod tests {
         assert!(core.st.dns.result.is_none());
         core.feed(b"\r\n+QIURC: \"dnsgip\",\"::1\"\r\n", &mut sink);
         assert_eq!(core.st.dns.result, Some(Ok(())));
-        assert_eq!(core.st.dns.addresses.len(), 2);
+        assert_eq!(core.st.dns.ipv4, Some(core::net::Ipv4Addr::new(1, 2, 3, 4)));
+        assert_eq!(core.st.dns.ipv6, Some(core::net::Ipv6Addr::LOCALHOST));
     }
 
     #[test]

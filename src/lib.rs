@@ -15,8 +15,9 @@
 //!   `TcpConnect`, `UdpStack` and `Dns`.
 //!
 //! Both sit on one byte-exact [`ingress`] and one sans-I/O engine ([`core`]), and share the
-//! procedures of [`modem`] (bring-up, recovery). Time comes only from the [`clock::Clock`]
-//! trait.
+//! procedures of [`modem`] (bring-up, recovery), written once and compiled for each front
+//! (`async fn`s for the async one, plain calls for the blocking one, which so carries no
+//! futures). Time comes only from the [`clock::Clock`] trait.
 //!
 //! # Blocking
 //!

@@ -48,7 +48,7 @@ use embassy_sync::signal::Signal;
 use embassy_sync::waitqueue::MultiWakerRegistration;
 use embedded_io_async::{Read, Write};
 
-use crate::channel::{self, Channel, ReadInfo, interpret};
+use crate::channel::{Channel, ReadInfo, interpret};
 use crate::clock::AsyncClock;
 use crate::commands::{Command, CommandLine, MAX_READ, Qird, Qisend};
 use crate::config::Config;
@@ -444,7 +444,7 @@ impl<'d, W: Write, C: AsyncClock> Stack<'d, W, C> {
     /// # Ok(()) }
     /// ```
     pub async fn command<Cmd: crate::commands::Stateless>(&self, cmd: &Cmd) -> Result<Cmd::Response> {
-        channel::command(&mut self.channel(), cmd).await
+        modem::command(&mut self.channel(), cmd).await
     }
 
     /// Activates a PDP context (`AT+QIACT`, up to 150 s) unless it is active, and returns its

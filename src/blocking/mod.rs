@@ -23,7 +23,7 @@ use core::net::{IpAddr, SocketAddr};
 
 use embedded_io::{Read, ReadReady, Write};
 
-use crate::channel::{self, Channel, ReadInfo, block_on, interpret};
+use crate::channel::{BlockingChannel, ReadInfo, interpret};
 use crate::clock::Clock;
 use crate::commands::{AccessMode, Command, CommandLine, Host, MAX_SEND, Qird, Qisend, ServiceType};
 use crate::config::Config;
@@ -42,7 +42,7 @@ pub use transparent::Transparent;
 pub const MIN_PUSH_BUFFER: usize = 4096;
 
 /// Bytes read from the serial port per poll.
-const RX_CHUNK: usize = 64;
+const RX_CHUNK: usize = 32;
 /// Bytes of a command line buffered before they are written to the serial port.
 const TX_CHUNK: usize = 32;
 
@@ -231,7 +231,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
         loop {
             // a direct-push buffer filling up is dealt with before more input is read
             if self.core.st.sockets.throttled().is_some() {
-                block_on(modem::apply_throttles(self))?;
+                modem::blocking::apply_throttles(self)?;
             }
             if !self.pump(Dest::None)? {
                 break;
@@ -249,13 +249,13 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
         }
         if rec.reboot_needed || rec.suspect || self.core.st.modem.rebooted {
             let config = self.config.clone();
-            let info = block_on(modem::ensure_ready(self, &config));
+            let info = modem::blocking::ensure_ready(self, &config);
             info?;
         }
         let now = self.clock.now_ms();
         if self.core.st.sockets.next_ack_due().is_some_and(|t| t <= now) {
             let policy = self.config.recovery.clone();
-            block_on(modem::supervise_acks(self, &policy))?;
+            modem::blocking::supervise_acks(self, &policy)?;
         }
         Ok(())
     }
@@ -301,12 +301,12 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
     }
 }
 
-impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Channel for Inner<S, C, P> {
+impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> BlockingChannel for Inner<S, C, P> {
     fn now_ms(&self) -> u64 {
         self.clock.now_ms()
     }
 
-    async fn sleep_ms(&mut self, ms: u32) {
+    fn sleep_ms(&mut self, ms: u32) {
         let deadline = self.clock.now_ms() + u64::from(ms);
         while self.clock.now_ms() < deadline {
             if self.pump(Dest::None).is_err() {
@@ -315,7 +315,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Channel for Inner<S
         }
     }
 
-    async fn exec_line(
+    fn exec_line(
         &mut self,
         cmd: &dyn CommandLine,
         kind: Kind,
@@ -329,7 +329,20 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Channel for Inner<S
         result
     }
 
-    async fn send(&mut self, cmd: &Qisend, data: &[u8]) -> Result<()> {
+    fn exec_line_resolved(
+        &mut self,
+        cmd: &dyn CommandLine,
+        kind: Kind,
+        timeout_ms: u32,
+        parse: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        match self.exec_line(cmd, kind, timeout_ms, parse) {
+            Err(Error::Failed) if cmd.is_tcpip() => Err(modem::blocking::last_error(self)),
+            other => other,
+        }
+    }
+
+    fn send(&mut self, cmd: &Qisend, data: &[u8]) -> Result<()> {
         self.start(cmd, Kind::Send)?;
         let timeout = u64::from(cmd.timeout_ms());
         let mut deadline = self.clock.now_ms() + timeout;
@@ -372,7 +385,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Channel for Inner<S
         result
     }
 
-    async fn read(&mut self, cmd: &Qird, dest: &mut [u8]) -> Result<ReadInfo> {
+    fn read(&mut self, cmd: &Qird, dest: &mut [u8]) -> Result<ReadInfo> {
         self.start(cmd, Kind::Read { connect_id: cmd.connect_id })?;
         let deadline = self.clock.now_ms() + u64::from(cmd.timeout_ms());
         let mut pos = 0;
@@ -384,7 +397,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Channel for Inner<S
         Ok(ReadInfo { len, copied: pos, remote })
     }
 
-    async fn wait_for<T>(&mut self, deadline_ms: u64, mut f: impl FnMut(&mut State) -> Option<T>) -> Result<T> {
+    fn wait_for<T>(&mut self, deadline_ms: u64, mut f: impl FnMut(&mut State) -> Option<T>) -> Result<T> {
         loop {
             if let Some(v) = f(&mut self.core.st) {
                 return Ok(v);
@@ -400,8 +413,8 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Channel for Inner<S
         f(&mut self.core.st)
     }
 
-    async fn reclaim(&mut self) -> Result<()> {
-        modem::close_pending(self).await
+    fn reclaim(&mut self) -> Result<()> {
+        modem::blocking::close_pending(self)
     }
 
     fn with_power<R>(&mut self, f: impl FnOnce(&mut dyn PowerControl) -> R) -> R {
@@ -445,7 +458,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Bg96<S, C, P> {
         let mut inner = self.inner.borrow_mut();
         let inner = &mut *inner;
         let config = inner.config.clone();
-        let info = block_on(modem::bring_up(inner, &config))?;
+        let info = modem::blocking::bring_up(inner, &config)?;
         inner.info = Some(info.clone());
         Ok(info)
     }
@@ -456,7 +469,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Bg96<S, C, P> {
     pub fn reboot(&self) -> Result<ModemInfo> {
         self.with(|i| {
             let config = i.config.clone();
-            let info = block_on(modem::reboot(i, &config))?;
+            let info = modem::blocking::reboot(i, &config)?;
             i.info = Some(info.clone());
             Ok(info)
         })
@@ -468,14 +481,14 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Bg96<S, C, P> {
     pub fn power_on(&self) -> Result<()> {
         self.with(|i| {
             let config = i.config.clone();
-            block_on(modem::power_on(i, &config))
+            modem::blocking::power_on(i, &config)
         })
     }
 
     /// Switches the modem off as Figure 1 says: `AT+QPOWD=1`, `POWERED DOWN`, then 12 s
     /// before the supply is cut (where the board can). Every socket is gone afterwards.
     pub fn power_down(&self) -> Result<()> {
-        self.with(|i| block_on(modem::power_down(i)))
+        self.with(modem::blocking::power_down)
     }
 
     /// What recovery has seen: failures in a row, reboots, whether a check is pending.
@@ -515,7 +528,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Bg96<S, C, P> {
     /// # Ok(()) }
     /// ```
     pub fn command<Cmd: crate::commands::Stateless>(&self, cmd: &Cmd) -> Result<Cmd::Response> {
-        self.run(|i| block_on(channel::command(i, cmd)))
+        self.run(|i| modem::blocking::command(i, cmd))
     }
 
     /// Runs `f` on the stack when it is free to take a command.
@@ -529,14 +542,14 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Bg96<S, C, P> {
     /// Activates a PDP context (`AT+QIACT`, up to 150 s) unless it is active, and returns its
     /// local address.
     pub fn activate_context(&self, context_id: u8) -> Result<Option<IpAddr>> {
-        self.run(|i| block_on(modem::activate_context(i, context_id)))
+        self.run(|i| modem::blocking::activate_context(i, context_id))
     }
 
     /// Deactivates a PDP context (`AT+QIDEACT`, up to 40 s); its sockets are gone afterwards.
     pub fn deactivate_context(&self, context_id: u8) -> Result<()> {
         self.run(|i| {
             let config = i.config.clone();
-            block_on(modem::deactivate_context(i, context_id, &config))
+            modem::blocking::deactivate_context(i, context_id, &config)
         })
     }
 
@@ -551,7 +564,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Bg96<S, C, P> {
     pub fn ping(&self, host: &str, timeout_s: Option<u8>, count: Option<u8>) -> Result<modem::PingResult> {
         self.run(|i| {
             let cid = i.config.context_id;
-            block_on(modem::ping(i, cid, Host::from(host), timeout_s, count))
+            modem::blocking::ping(i, cid, Host::from(host), timeout_s, count)
         })
     }
 
@@ -560,7 +573,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Bg96<S, C, P> {
     pub fn sync_time(&self, server: &str, port: Option<u16>, set_clock: bool) -> Result<crate::commands::NtpTime> {
         self.run(|i| {
             let cid = i.config.context_id;
-            block_on(modem::sync_time(i, cid, Host::from(server), port, Some(set_clock)))
+            modem::blocking::sync_time(i, cid, Host::from(server), port, Some(set_clock))
         })
     }
 
@@ -586,12 +599,12 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Bg96<S, C, P> {
     /// lines. Read settings with [`command`](Self::command) and
     /// [`QicfgQuery`](crate::commands::QicfgQuery).
     pub fn configure(&self, setting: crate::commands::QicfgSetting<'_>) -> Result<()> {
-        self.run(|i| block_on(modem::configure(i, setting)))
+        self.run(|i| modem::blocking::configure(i, setting))
     }
 
     /// Payload echo of `AT+QISEND` on or off (`AT+QISDE`); the stack copes with both.
     pub fn set_payload_echo(&self, echo: bool) -> Result<()> {
-        self.run(|i| block_on(modem::set_payload_echo(i, echo)))
+        self.run(|i| modem::blocking::set_payload_echo(i, echo))
     }
 
     /// How much of what was sent on a socket the peer acknowledged (`AT+QISEND=<id>,0`).
@@ -615,7 +628,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Bg96<S, C, P> {
     /// Sends 1–256 bytes written as hex (`AT+QISENDEX`); `SEND FAIL` is `WouldBlock`.
     pub fn send_hex(&self, socket: &TcpSocket, data: &[u8]) -> nb::Result<(), Error> {
         let r = socket.slot().ok_or(Error::InvalidState)?;
-        match self.run(|i| block_on(modem::send_hex(i, r, data))) {
+        match self.run(|i| modem::blocking::send_hex(i, r, data)) {
             Err(Error::SendFail) => Err(nb::Error::WouldBlock),
             other => other.map_err(nb::Error::Other),
         }
@@ -641,7 +654,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Bg96<S, C, P> {
                 return Err(Error::Busy);
             }
             i.stores.push.install(r.connect_id, Ring::new(buffer));
-            block_on(modem::switch_mode(i, r, AccessMode::DirectPush))
+            modem::blocking::switch_mode(i, r, AccessMode::DirectPush)
         })
     }
 
@@ -649,7 +662,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Bg96<S, C, P> {
     /// already pushed is still read first.
     pub fn disable_direct_push(&self, socket: &TcpSocket) -> Result<()> {
         let r = socket.slot().ok_or(Error::InvalidState)?;
-        self.run(|i| block_on(modem::switch_mode(i, r, AccessMode::Buffer)))
+        self.run(|i| modem::blocking::switch_mode(i, r, AccessMode::Buffer))
     }
 
     /// Gives back the buffer of [`enable_direct_push`](Self::enable_direct_push) once the
@@ -777,7 +790,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
             access_mode: AccessMode::Buffer,
         };
         let config = self.config.clone();
-        block_on(modem::start_open(self, &params, &config))
+        modem::blocking::start_open(self, &params, &config)
     }
 
     /// Reads once from a connected socket into `buf`; `WouldBlock` without a command when
@@ -801,7 +814,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
         if !slot.rx_ready || slot.mode == AccessMode::DirectPush {
             return Err(if slot.peer_closed { nb::Error::Other(Error::Closed) } else { nb::Error::WouldBlock });
         }
-        match block_on(modem::read_socket(self, r, buf))? {
+        match modem::blocking::read_socket(self, r, buf)? {
             modem::ReadOutcome::Data { len, remote } => Ok((len, remote)),
             modem::ReadOutcome::Empty => Err(nb::Error::WouldBlock),
             modem::ReadOutcome::Closed => Err(nb::Error::Other(Error::Closed)),
@@ -820,7 +833,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
             let chunk = data.get(sent..).unwrap_or(&[]);
             let chunk = chunk.get(..chunk.len().min(MAX_SEND)).unwrap_or(&[]);
             let cmd = Qisend { connect_id: r.connect_id, len: Some(chunk.len() as u16), remote };
-            match block_on(Channel::send(self, &cmd, chunk)) {
+            match BlockingChannel::send(self, &cmd, chunk) {
                 Ok(()) => {
                     sent += chunk.len();
                     let now = self.clock.now_ms();
@@ -829,7 +842,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
                 Err(Error::SendFail) if sent > 0 => return Ok(sent),
                 Err(Error::SendFail) => return Err(nb::Error::WouldBlock),
                 Err(Error::Failed) => {
-                    let e = block_on(channel::last_error(self));
+                    let e = modem::blocking::last_error(self);
                     // ERROR means the socket is gone (field note 11)
                     let e = if e == Error::Failed { Error::Closed } else { e };
                     return Err(nb::Error::Other(e));
@@ -848,12 +861,12 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
         let r = match st {
             Sock::Connecting { slot, .. } | Sock::Connected(slot) | Sock::Listening(slot) | Sock::Service(slot) => slot,
             // a failed connect left its connectID to be closed: close it now, not at the next open
-            Sock::New | Sock::Bound(_) => return block_on(modem::close_pending(self)),
+            Sock::New | Sock::Bound(_) => return modem::blocking::close_pending(self),
         };
         if self.core.st.sockets.current(r).is_err() {
             // gone already (reboot, context deactivated, ACK supervision): what the modem
             // may still hold of it is closed now, not at the next open
-            return block_on(modem::close_pending(self));
+            return modem::blocking::close_pending(self);
         }
         if let Sock::Listening(_) = st {
             // connections the modem accepted but nobody took: nobody will, close them too;
@@ -864,8 +877,8 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
                 }
             }
         }
-        block_on(modem::close_slot(self, r))?;
-        block_on(modem::close_pending(self))
+        modem::blocking::close_slot(self, r)?;
+        modem::blocking::close_pending(self)
     }
 
     /// Opens a server service (`"TCP LISTENER"` or `"UDP SERVICE"`) and waits for `+QIOPEN`.
@@ -875,7 +888,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
         }
         let unspecified = SocketAddr::new(IpAddr::V4(core::net::Ipv4Addr::LOCALHOST), 0);
         let slot = self.open(service_type, unspecified, local_port)?;
-        block_on(modem::finish_open(self, slot))?;
+        modem::blocking::finish_open(self, slot)?;
         Ok(slot)
     }
 
@@ -922,7 +935,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
             }
             None if self.clock.now_ms() >= deadline => {
                 // Figure 1: no +QIOPEN within 150 s, close the connection
-                let _ = block_on(modem::close_slot(self, slot));
+                let _ = modem::blocking::close_slot(self, slot);
                 *st = Sock::New;
                 Err(nb::Error::Other(Error::Timeout))
             }
@@ -1002,7 +1015,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> embedded_nal::UdpCl
             }
             let local = if let Sock::Bound(p) = socket.st { p } else { 0 };
             let slot = i.open(ServiceType::Udp, remote, local)?;
-            block_on(modem::finish_open(i, slot))?;
+            modem::blocking::finish_open(i, slot)?;
             socket.st = Sock::Connected(slot);
             Ok(())
         })
@@ -1089,7 +1102,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> embedded_nal::Dns f
                 }
                 None => {
                     let context_id = i.config.context_id;
-                    block_on(modem::start_dns(i, context_id, hostname))?;
+                    modem::blocking::start_dns(i, context_id, hostname)?;
                     i.dns_query = Some(DnsQuery { name_hash: hash, deadline: i.clock.now_ms() + 60_000 });
                     i.poll()?;
                     match modem::dns_result(&mut i.core.st, &addr_type) {

@@ -4,11 +4,11 @@
 use embedded_io::{Read, ReadReady, Write};
 
 use super::{Bg96, Dest, Inner, SocketHandle, TcpSocket, serial_error};
-use crate::channel::{self, block_on};
 use crate::clock::Clock;
 use crate::commands::{AccessMode, Ato, Command, Qiswtmd, ServiceType};
 use crate::core::Kind;
 use crate::error::{Error, Result};
+use crate::modem;
 use crate::recovery::{NoPins, PowerControl};
 use crate::socket::SlotRef;
 
@@ -43,7 +43,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Bg96<S, C, P> {
         let r = socket.slot().ok_or(Error::InvalidState)?;
         self.enter(r, |i| {
             let cmd = Qiswtmd { connect_id: r.connect_id, access_mode: AccessMode::Transparent };
-            block_on(channel::command_with(i, &cmd, Kind::Connect { connect_id: Some(r.connect_id) }, cmd.timeout_ms()))
+            modem::blocking::command_with(i, &cmd, Kind::Connect { connect_id: Some(r.connect_id) }, cmd.timeout_ms())
                 .map(|_| ())
         })
     }
@@ -55,7 +55,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Bg96<S, C, P> {
             if i.core.st.modem.last_transparent != Some(r.connect_id) {
                 return Err(Error::InvalidState);
             }
-            block_on(channel::command_with(i, &Ato, Kind::Connect { connect_id: None }, Ato.timeout_ms())).map(|_| ())
+            modem::blocking::command_with(i, &Ato, Kind::Connect { connect_id: None }, Ato.timeout_ms()).map(|_| ())
         })
     }
 
