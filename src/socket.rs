@@ -304,6 +304,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn times_fit_in_eight_bytes_and_keep_their_order() {
+        assert_eq!(core::mem::size_of::<Option<NonZeroU64>>(), 8);
+        assert_eq!(deadline(0).get(), 1);
+        assert_eq!(deadline(150_000).get(), 150_000);
+        assert!(deadline(5) < deadline(6));
+    }
+
+    #[test]
+    fn an_abandoned_open_blocks_its_id_until_its_result_can_no_longer_come() {
+        let mut t = SocketTable::new();
+        let slot = t.get_mut(0).unwrap();
+        slot.occupy(SlotState::Opening, ServiceType::Tcp, AccessMode::Buffer, 1);
+        slot.opened_at_ms = 1_000;
+        slot.release(SlotState::Free, None);
+        assert_eq!(t.get(0).unwrap().stale_open.map(NonZeroU64::get), Some(1_000 + OPEN_RESULT_MS));
+        // another id first while the old +QIOPEN may still come
+        assert_eq!(t.find_free(0, 2_000), Some(1));
+        // afterwards the id is free again
+        assert_eq!(t.find_free(0, 1_000 + OPEN_RESULT_MS), Some(0));
+        assert_eq!(t.get(0).unwrap().stale_open, None);
+    }
+
+    #[test]
     fn stale_handles_are_recognised_with_their_reason() {
         let mut t = SocketTable::new();
         let id = t.find_free(0, 0).unwrap();
