@@ -151,6 +151,9 @@ macro_rules! use_channel {
         use crate::channel::Channel;
     };
 }
+// `procedures.rs` is loaded twice on purpose (duplicate_mod), and its functions return an
+// `async move` block through `Ret!`/`run!` because the same text must also compile without
+// `async` (manual_async_fn).
 #[allow(clippy::manual_async_fn, clippy::duplicate_mod)]
 #[path = "procedures.rs"]
 mod asynch;
