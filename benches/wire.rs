@@ -296,12 +296,14 @@ fn idle_wire_bytes(seconds: u64) -> f64 {
     ((s1.bytes_to_modem - s0.bytes_to_modem) + (s1.bytes_from_modem - s0.bytes_from_modem)) as f64
 }
 
-/// Builds the size probe firmware and reads its flash and static RAM from the ELF.
-fn firmware_size() -> Option<(u64, u64)> {
+/// Builds the size probe firmware (with the crate's default features, or with `extra` cargo
+/// arguments) and reads its flash and static RAM from the ELF.
+fn firmware_size(extra: &[&str]) -> Option<(u64, u64)> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("firmware/size-probe");
     let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/size-probe");
     let status = std::process::Command::new(env!("CARGO"))
         .args(["build", "--release", "--quiet"])
+        .args(extra)
         .env("CARGO_TARGET_DIR", &target)
         .current_dir(&dir)
         .status()
@@ -367,10 +369,17 @@ fn main() {
         print("idle_wire_bytes", idle_wire_bytes(10), "bytes (10 s, 3 open idle sockets)");
     }
     if want("flash") || want("ram") {
-        match firmware_size() {
+        match firmware_size(&[]) {
             Some((flash, ram)) => {
                 print("flash_text_bytes", flash as f64, "bytes (firmware/size-probe, opt-level z, LTO)");
                 print("ram_static_bytes", ram as f64, "bytes (firmware/size-probe, whole stack in .bss)");
+                if let Some((flash, _)) = firmware_size(&["--no-default-features"]) {
+                    print(
+                        "flash_text_bytes_ipv4_only",
+                        flash as f64,
+                        "bytes (the same probe without the crate's ipv6 feature)",
+                    );
+                }
             }
             None => {
                 println!("# flash/ram: could not build firmware/size-probe (rustup target add thumbv7em-none-eabihf)")

@@ -48,8 +48,10 @@ pub enum Urc<'a> {
         /// Time to live.
         ttl: u32,
     },
-    /// `+QIURC: "dnsgip","<hostIPaddr>"`: one address of a DNS result.
-    DnsAddress(IpAddr),
+    /// `+QIURC: "dnsgip","<hostIPaddr>"`: one address of a DNS result (`None` if the address
+    /// cannot be read, e.g. an IPv6 address without the `ipv6` feature: the line still counts
+    /// towards the announced number, so the result is complete with the others).
+    DnsAddress(Option<IpAddr>),
     /// `+QIOPEN: <connectID>,<err>`: the deferred result of `AT+QIOPEN`.
     Open {
         /// The socket.
@@ -158,7 +160,7 @@ fn parse_qiurc(p: &[u8]) -> Option<Urc<'_>> {
         b"dnsgip" => {
             let first = f.clone().next()?;
             if first.starts_with(b"\"") {
-                return f.ip().map(Urc::DnsAddress);
+                return Some(Urc::DnsAddress(f.ip()));
             }
             let err = u16_of(f.u32())?;
             let count = f.u8().unwrap_or(0);
@@ -186,7 +188,8 @@ mod tests {
         assert_eq!(parse(b"+QIURC: \"pdpdeact\",1"), Some(Urc::PdpDeact { context_id: 1 }));
         assert_eq!(parse(b"+QIURC: \"dnsgip\",0,2,600"), Some(Urc::DnsResult { err: 0, count: 2, ttl: 600 }));
         assert_eq!(parse(b"+QIURC: \"dnsgip\",565"), Some(Urc::DnsResult { err: 565, count: 0, ttl: 0 }));
-        assert_eq!(parse(b"+QIURC: \"dnsgip\",\"1.2.3.4\""), Some(Urc::DnsAddress("1.2.3.4".parse().unwrap())));
+        assert_eq!(parse(b"+QIURC: \"dnsgip\",\"1.2.3.4\""), Some(Urc::DnsAddress(Some("1.2.3.4".parse().unwrap()))));
+        assert_eq!(parse(b"+QIURC: \"dnsgip\",\"not an address\""), Some(Urc::DnsAddress(None)));
         assert_eq!(parse(b"+QIOPEN: 0,0"), Some(Urc::Open { connect_id: 0, err: 0 }));
         assert_eq!(parse(b"+QIOPEN: 5,566"), Some(Urc::Open { connect_id: 5, err: 566 }));
     }

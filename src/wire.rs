@@ -5,7 +5,7 @@
 //! string the modem cannot take in quotes is [`Error::InvalidArgument`], and parsers return
 //! `None` on anything that does not have the manual's form.
 
-use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use crate::error::{Error, Result};
 
@@ -119,6 +119,7 @@ pub fn put_ip(sink: &mut dyn Sink, ip: IpAddr) -> Result<()> {
                 put_u32(sink, u32::from(*octet))?;
             }
         }
+        #[cfg(feature = "ipv6")]
         IpAddr::V6(v6) => {
             for (i, seg) in v6.segments().iter().enumerate() {
                 if i > 0 {
@@ -127,10 +128,13 @@ pub fn put_ip(sink: &mut dyn Sink, ip: IpAddr) -> Result<()> {
                 put_hex16(sink, *seg)?;
             }
         }
+        #[cfg(not(feature = "ipv6"))]
+        IpAddr::V6(_) => return Err(crate::error::Error::NotSupported),
     }
     sink.put(b"\"")
 }
 
+#[cfg(feature = "ipv6")]
 fn put_hex16(sink: &mut dyn Sink, v: u16) -> Result<()> {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut out = [0u8; 4];
@@ -286,11 +290,18 @@ pub fn parse_i32(digits: &[u8]) -> Option<i32> {
     }
 }
 
-/// An IPv4 or IPv6 address in text form (IPv6 with or without `::` compression).
+/// An IPv4 or IPv6 address in text form (IPv6 with or without `::` compression; without the
+/// `ipv6` feature an IPv6 address is `None`).
 ///
 /// A small parser of its own: `core::net`'s general one costs kilobytes of flash.
 pub fn parse_ip(text: &[u8]) -> Option<IpAddr> {
-    if text.contains(&b':') { parse_ipv6(text).map(IpAddr::V6) } else { parse_ipv4(text).map(IpAddr::V4) }
+    if text.contains(&b':') {
+        #[cfg(feature = "ipv6")]
+        return parse_ipv6(text).map(IpAddr::V6);
+        #[cfg(not(feature = "ipv6"))]
+        return None;
+    }
+    parse_ipv4(text).map(IpAddr::V4)
 }
 
 fn parse_ipv4(text: &[u8]) -> Option<Ipv4Addr> {
@@ -306,6 +317,7 @@ fn parse_ipv4(text: &[u8]) -> Option<Ipv4Addr> {
     parts.next().is_none().then_some(Ipv4Addr::from(octets))
 }
 
+#[cfg(feature = "ipv6")]
 /// Colon-separated hex groups; where `v4_tail` allows, the last group may be a
 /// dotted IPv4 address (`::ffff:10.0.0.1`), which fills two groups.
 fn parse_groups(text: &[u8], out: &mut [u16; 8], v4_tail: bool) -> Option<usize> {
@@ -334,7 +346,8 @@ fn parse_groups(text: &[u8], out: &mut [u16; 8], v4_tail: bool) -> Option<usize>
     Some(n)
 }
 
-fn parse_ipv6(text: &[u8]) -> Option<Ipv6Addr> {
+#[cfg(feature = "ipv6")]
+fn parse_ipv6(text: &[u8]) -> Option<core::net::Ipv6Addr> {
     let mut head = [0u16; 8];
     let mut tail = [0u16; 8];
     let gap = text.windows(2).position(|w| w == b"::");
@@ -352,7 +365,7 @@ fn parse_ipv6(text: &[u8]) -> Option<Ipv6Addr> {
     for (i, v) in tail.iter().take(t).enumerate() {
         *segs.get_mut(8 - t + i)? = *v;
     }
-    Some(Ipv6Addr::from(segs))
+    Some(core::net::Ipv6Addr::from(segs))
 }
 
 /// `ip` and `port` fields as a socket address.
@@ -387,6 +400,27 @@ mod tests {
     fn ip_addresses_are_written_as_the_bg96_wants_them() {
         let v4: IpAddr = "220.180.239.212".parse().unwrap();
         assert_eq!(&written(|s| put_ip(s, v4))[..], b"\"220.180.239.212\"");
+        for s in ["0.0.0.0", "255.255.255.255", "10.7.157.1"] {
+            assert_eq!(parse_ip(s.as_bytes()), Some(s.parse().unwrap()), "{s}");
+        }
+        for s in ["", "1.2.3", "1.2.3.4.5", "256.1.1.1", "01.2.3.4", "1..2.3"] {
+            assert_eq!(parse_ip(s.as_bytes()), None, "{s}");
+        }
+    }
+
+    #[cfg(not(feature = "ipv6"))]
+    #[test]
+    fn without_the_ipv6_feature_ipv6_addresses_are_refused_and_skipped() {
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        let mut v = heapless::Vec::<u8, 64>::new();
+        assert_eq!(put_ip(&mut v, v6), Err(crate::error::Error::NotSupported));
+        assert_eq!(parse_ip(b"2001:DB8:0:0:0:0:0:1"), None);
+        assert_eq!(parse_ip(b"::ffff:10.0.0.1"), None);
+    }
+
+    #[cfg(feature = "ipv6")]
+    #[test]
+    fn ipv6_addresses_are_written_in_full_and_parsed_in_every_form() {
         let v6: IpAddr = "2001:db8::1".parse().unwrap();
         assert_eq!(&written(|s| put_ip(s, v6))[..], b"\"2001:DB8:0:0:0:0:0:1\"");
         assert_eq!(parse_ip(b"2001:DB8:0:0:0:0:0:1"), Some(v6));
