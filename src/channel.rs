@@ -56,7 +56,12 @@ pub trait Channel: Sized {
         kind: Kind,
         timeout_ms: u32,
         parse: &mut dyn FnMut(&[u8]) -> Result<()>,
-    ) -> Result<()>;
+    ) -> Result<()> {
+        match self.exec_line(cmd, kind, timeout_ms, parse).await {
+            Err(Error::Failed) if cmd.is_tcpip() => Err(crate::modem::last_error(self).await),
+            other => other,
+        }
+    }
 
     /// `AT+QISEND`: the command, the prompt, `data`, then `SEND OK`.
     async fn send(&mut self, cmd: &Qisend, data: &[u8]) -> Result<()>;
@@ -88,16 +93,13 @@ pub trait Channel: Sized {
 /// polls the serial port inside them). The procedures of [`modem`](crate::modem) are compiled
 /// once over each.
 pub trait BlockingChannel: Sized {
-    /// Current time in milliseconds.
+    /// [`Channel::now_ms`].
     fn now_ms(&self) -> u64;
 
-    /// Waits `ms` milliseconds while input keeps being processed.
+    /// [`Channel::sleep_ms`].
     fn sleep_ms(&mut self, ms: u32);
 
-    /// Runs `cmd`: writes it, waits up to `timeout_ms` for the final result (`kind` tells the
-    /// shape of the answer) and hands the information lines to `parse` while the command is
-    /// still the current one. A final result other than `OK`/`CONNECT` is returned as an error
-    /// by [`interpret`]; no `AT+QIGETERROR` here.
+    /// [`Channel::exec_line`].
     fn exec_line(
         &mut self,
         cmd: &dyn CommandLine,
@@ -106,43 +108,42 @@ pub trait BlockingChannel: Sized {
         parse: &mut dyn FnMut(&[u8]) -> Result<()>,
     ) -> Result<()>;
 
-    /// Whether `send` and `read` already resolve a bare `ERROR` with `AT+QIGETERROR` (inside
-    /// the same turn at the command channel, so no other command can come between them).
+    /// [`Channel::RESOLVES_ERRORS`].
     const RESOLVES_ERRORS: bool = false;
 
-    /// [`exec_line`](BlockingChannel::exec_line), then, for a bare `ERROR` of a TCP/IP command, the
-    /// manual's error code from `AT+QIGETERROR` (field note 6).
+    /// [`Channel::exec_line_resolved`].
     fn exec_line_resolved(
         &mut self,
         cmd: &dyn CommandLine,
         kind: Kind,
         timeout_ms: u32,
         parse: &mut dyn FnMut(&[u8]) -> Result<()>,
-    ) -> Result<()>;
+    ) -> Result<()> {
+        match self.exec_line(cmd, kind, timeout_ms, parse) {
+            Err(Error::Failed) if cmd.is_tcpip() => Err(crate::modem::blocking::last_error(self)),
+            other => other,
+        }
+    }
 
-    /// `AT+QISEND`: the command, the prompt, `data`, then `SEND OK`.
+    /// [`Channel::send`].
     fn send(&mut self, cmd: &Qisend, data: &[u8]) -> Result<()>;
 
-    /// `AT+QIRD`: the command and the payload, copied into `dest`.
+    /// [`Channel::read`].
     fn read(&mut self, cmd: &Qird, dest: &mut [u8]) -> Result<ReadInfo>;
 
-    /// Processes input until `f` returns `Some`, or `deadline_ms` passes ([`Error::Timeout`]).
+    /// [`Channel::wait_for`].
     fn wait_for<T>(&mut self, deadline_ms: u64, f: impl FnMut(&mut State) -> Option<T>) -> Result<T>;
 
-    /// Access to the engine's state.
+    /// [`Channel::state`].
     fn state<R>(&mut self, f: impl FnOnce(&mut State) -> R) -> R;
 
-    /// Makes sure every socket nobody owns any more (state `PendingClose`) is closed with
-    /// `AT+QICLOSE`. There is one closer: the blocking front closes them itself, the async
-    /// front asks its runner and waits, so a connectID is never closed twice (the second
-    /// close could hit a new connection on the same id).
+    /// [`Channel::reclaim`].
     fn reclaim(&mut self) -> Result<()>;
 
-    /// Runs `f` on the board's power and reset lines.
+    /// [`Channel::with_power`].
     fn with_power<R>(&mut self, f: impl FnOnce(&mut dyn crate::recovery::PowerControl) -> R) -> R;
 
-    /// Marks this channel as the one running recovery: its commands go ahead while other
-    /// users' commands wait (async front); dropping the channel mid-way ends the recovery.
+    /// [`Channel::set_recovery`].
     fn set_recovery(&mut self, _on: bool) {}
 }
 

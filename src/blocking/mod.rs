@@ -329,19 +329,6 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> BlockingChannel for
         result
     }
 
-    fn exec_line_resolved(
-        &mut self,
-        cmd: &dyn CommandLine,
-        kind: Kind,
-        timeout_ms: u32,
-        parse: &mut dyn FnMut(&[u8]) -> Result<()>,
-    ) -> Result<()> {
-        match self.exec_line(cmd, kind, timeout_ms, parse) {
-            Err(Error::Failed) if cmd.is_tcpip() => Err(modem::blocking::last_error(self)),
-            other => other,
-        }
-    }
-
     fn send(&mut self, cmd: &Qisend, data: &[u8]) -> Result<()> {
         self.start(cmd, Kind::Send)?;
         let timeout = u64::from(cmd.timeout_ms());
