@@ -371,8 +371,16 @@ fn main() {
     if want("flash") || want("ram") {
         match firmware_size(&[]) {
             Some((flash, ram)) => {
-                print("flash_text_bytes", flash as f64, "bytes (firmware/size-probe, opt-level z, LTO)");
+                print("flash_text_bytes", flash as f64, "bytes (firmware/size-probe, opt-level z, LTO; features ipv6)");
                 print("ram_static_bytes", ram as f64, "bytes (firmware/size-probe, whole stack in .bss)");
+                if let Some((flash, ram)) = firmware_size(&["--features", "ping,ntp"]) {
+                    print(
+                        "flash_text_bytes_default_features",
+                        flash as f64,
+                        "bytes (the same probe with all the crate's default features: ipv6, ping, ntp)",
+                    );
+                    print("ram_static_bytes_default_features", ram as f64, "bytes (the same)");
+                }
                 if let Some((flash, _)) = firmware_size(&["--no-default-features"]) {
                     print(
                         "flash_text_bytes_ipv4_only",

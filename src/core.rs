@@ -9,7 +9,11 @@
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use crate::commands::{NtpTime, PingLine, PingReply, PingSummary, SimState};
+#[cfg(feature = "ntp")]
+use crate::commands::NtpTime;
+use crate::commands::SimState;
+#[cfg(feature = "ping")]
+use crate::commands::{PingLine, PingReply, PingSummary};
 use crate::error::{Error, ErrorCode};
 use crate::fmt::Bytes;
 use crate::ingress::{Event, Final, Ingress};
@@ -132,6 +136,7 @@ pub struct DnsState {
     pub expected: u8,
 }
 
+#[cfg(feature = "ping")]
 /// The state of `AT+QPING`.
 #[derive(Debug, Clone, Default)]
 pub struct PingState {
@@ -147,6 +152,7 @@ pub struct PingState {
     pub done: Option<Result<PingSummary, u16>>,
 }
 
+#[cfg(feature = "ntp")]
 /// The state of `AT+QNTP`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NtpState {
@@ -266,8 +272,10 @@ pub struct State {
     /// DNS query.
     pub dns: DnsState,
     /// Ping.
+    #[cfg(feature = "ping")]
     pub ping: PingState,
     /// NTP.
+    #[cfg(feature = "ntp")]
     pub ntp: NtpState,
     /// Modem status.
     pub modem: ModemStatus,
@@ -309,7 +317,9 @@ impl Core {
                 sockets: SocketTable::new(),
                 cmd: Pending::new(),
                 dns: DnsState { pending: false, until: 0, result: None, ipv4: None, ipv6: None, expected: 0 },
+                #[cfg(feature = "ping")]
                 ping: PingState { pending: false, until: 0, expected: 4, replies: heapless::Vec::new(), done: None },
+                #[cfg(feature = "ntp")]
                 ntp: NtpState { pending: false, until: 0, done: None },
                 modem: ModemStatus {
                     rebooted: false,
@@ -822,6 +832,7 @@ impl State {
                     self.changes.sockets |= 1 << connect_id;
                 }
             }
+            #[cfg(feature = "ping")]
             Urc::Ping(line) => {
                 if self.ping.pending && self.ping.done.is_none() {
                     match line {
@@ -839,6 +850,7 @@ impl State {
                     self.changes.deferred = true;
                 }
             }
+            #[cfg(feature = "ntp")]
             Urc::Ntp { err, time } => {
                 if self.ntp.pending && self.ntp.done.is_none() {
                     self.ntp.done = Some(match (err, time) {
@@ -891,9 +903,11 @@ impl State {
                 self.dns.result = Some(Err(ErrorCode::Unknown.code()));
             }
         }
+        #[cfg(feature = "ping")]
         if self.ping.pending && self.ping.done.is_none() {
             self.ping.done = Some(Err(ErrorCode::Unknown.code()));
         }
+        #[cfg(feature = "ntp")]
         if self.ntp.pending && self.ntp.done.is_none() {
             self.ntp.done = Some(Err(ErrorCode::Unknown.code()));
         }

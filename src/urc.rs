@@ -4,7 +4,11 @@
 
 use core::net::{IpAddr, SocketAddr};
 
-use crate::commands::{Domain, NtpTime, PingLine, Registration, SimState};
+#[cfg(feature = "ntp")]
+use crate::commands::NtpTime;
+#[cfg(feature = "ping")]
+use crate::commands::PingLine;
+use crate::commands::{Domain, Registration, SimState};
 use crate::wire::{self, after_prefix, fields};
 
 /// A parsed URC line.
@@ -60,8 +64,10 @@ pub enum Urc<'a> {
         err: u16,
     },
     /// A `+QPING:` line.
+    #[cfg(feature = "ping")]
     Ping(PingLine),
     /// `+QNTP: <err>[,<time>]`: the deferred result of `AT+QNTP`.
+    #[cfg(feature = "ntp")]
     Ntp {
         /// 0 or an error code.
         err: u16,
@@ -108,9 +114,11 @@ pub fn parse(line: &[u8]) -> Option<Urc<'_>> {
         let err = u16_of(f.u32())?;
         return Some(Urc::Open { connect_id, err });
     }
+    #[cfg(feature = "ping")]
     if let Some(p) = after_prefix(line, b"+QPING:") {
         return PingLine::parse(p).map(Urc::Ping);
     }
+    #[cfg(feature = "ntp")]
     if let Some(p) = after_prefix(line, b"+QNTP:") {
         let mut f = fields(p);
         let err = u16_of(f.u32())?;
@@ -205,7 +213,9 @@ mod tests {
             parse(b"+CEREG: 1,\"1A2B\",\"01C3D4E5\",8"),
             Some(Urc::Registration { domain: Domain::Eps, state: Registration::Home })
         );
+        #[cfg(feature = "ntp")]
         assert!(matches!(parse(b"+QNTP: 0,\"2013/08/19,11:10:10+32\""), Some(Urc::Ntp { err: 0, time: Some(_) })));
+        #[cfg(feature = "ping")]
         assert!(matches!(parse(b"+QPING: 0,4,4,0,192,479,287"), Some(Urc::Ping(PingLine::Summary(_)))));
     }
 

@@ -58,6 +58,39 @@ fn bring_up_waits_for_app_rdy_and_closes_stale_sockets() {
 }
 
 #[test]
+fn twelve_stale_ipv6_sockets_are_listed_one_by_one_when_qistate_overflows() {
+    let s = Script::new();
+    let line = |id: u8| {
+        format!(
+            "+QISTATE: {id},\"TCP LISTENER\",\"2001:0DB8:0000:0000:0000:0000:0000:00{id:02}\",0,{},3,1,{id},0,\"uart1\"\r\n",
+            40000 + u32::from(id)
+        )
+    };
+    let all: String = (0..12).map(line).collect();
+    assert!(all.len() > 1024, "the answer must not fit the response buffer");
+    let mut steps = common::bring_up_steps();
+    let qistate = steps.iter().position(|(c, _)| *c == "AT+QISTATE?\r").unwrap();
+    steps[qistate].1 = format!("\r\n{all}\r\nOK\r\n");
+    let tail = steps.split_off(qistate + 1);
+    for (c, r) in &steps {
+        s.exchange(c, r);
+    }
+    for id in 0..12 {
+        s.exchange(&format!("AT+QISTATE=1,{id}\r"), &format!("\r\n{}\r\nOK\r\n", line(id)));
+    }
+    for id in 0..12 {
+        s.exchange(&format!("AT+QICLOSE={id}\r"), "\r\nOK\r\n");
+    }
+    for (c, r) in &tail {
+        s.exchange(c, r);
+    }
+    let modem = Bg96::new(s.serial(), TickClock::default(), config());
+    let info = modem.bring_up().unwrap();
+    s.assert_done();
+    assert_eq!(info.stale_sockets_closed, 12);
+}
+
+#[test]
 fn tcp_connect_send_receive_close() {
     let s = Script::new();
     let modem = up(&s);

@@ -503,6 +503,7 @@ impl<'d, W: Write, C: AsyncClock> Stack<'d, W, C> {
 
     /// Pings `host` on the stack's context (`AT+QPING`); see
     /// [`Bg96::ping`](crate::blocking::Bg96::ping).
+    #[cfg(feature = "ping")]
     pub async fn ping(&self, host: &str, timeout_s: Option<u8>, count: Option<u8>) -> Result<modem::PingResult> {
         let cid = self.r.config.context_id;
         modem::ping(&mut self.channel(), cid, crate::commands::Host::from(host), timeout_s, count).await
@@ -510,6 +511,7 @@ impl<'d, W: Write, C: AsyncClock> Stack<'d, W, C> {
 
     /// Synchronises with an NTP server (`AT+QNTP`); see
     /// [`Bg96::sync_time`](crate::blocking::Bg96::sync_time).
+    #[cfg(feature = "ntp")]
     pub async fn sync_time(
         &self,
         server: &str,

@@ -547,7 +547,8 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Bg96<S, C, P> {
 
     /// Pings `host` (name or address) on the stack's context (`AT+QPING`) and waits for every
     /// reply and the summary. `timeout_s` per request (1–255, default 4), `count` requests
-    /// (1–10, default 4).
+    /// (1–10, default 4). Cargo feature `ping` (default).
+    #[cfg(feature = "ping")]
     pub fn ping(&self, host: &str, timeout_s: Option<u8>, count: Option<u8>) -> Result<modem::PingResult> {
         self.run(|i| {
             let cid = i.config.context_id;
@@ -556,7 +557,9 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Bg96<S, C, P> {
     }
 
     /// Synchronises the modem's clock with an NTP server (`AT+QNTP`, up to 125 s) and returns
-    /// the time it gave. `set_clock` also sets the modem's clock (`AT+CCLK`).
+    /// the time it gave. `set_clock` also sets the modem's clock (`AT+CCLK`). Cargo feature
+    /// `ntp` (default).
+    #[cfg(feature = "ntp")]
     pub fn sync_time(&self, server: &str, port: Option<u16>, set_clock: bool) -> Result<crate::commands::NtpTime> {
         self.run(|i| {
             let cid = i.config.context_id;

@@ -15,6 +15,9 @@ pub mod config;
 pub mod context;
 pub mod dns;
 pub mod general;
+#[cfg(feature = "ntp")]
+pub mod ntp;
+#[cfg(feature = "ping")]
 pub mod ping;
 pub mod socket;
 
@@ -27,6 +30,9 @@ pub use config::*;
 pub use context::*;
 pub use dns::*;
 pub use general::*;
+#[cfg(feature = "ntp")]
+pub use ntp::*;
+#[cfg(feature = "ping")]
 pub use ping::*;
 pub use socket::*;
 
@@ -116,8 +122,9 @@ stateless!(
     Qidnscfg,
     QicfgQuery,
     QisdeRead,
-    QntpRead
 );
+#[cfg(feature = "ntp")]
+impl Stateless for QntpRead {}
 impl Stateless for Qicsgp<'_> {}
 
 /// [`Command::PREFIX`] of commands that have no information lines: every line that arrives

@@ -200,7 +200,9 @@ pub fn parse_socket_status(params: &[u8]) -> Result<SocketStatus> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Qistate {
-    /// `AT+QISTATE?`: every socket.
+    /// `AT+QISTATE?`: every socket. Twelve sockets with IPv6 addresses can need more than the
+    /// stacks' response buffer ([`RESP_CAP`](crate::core::RESP_CAP), 1 KiB): that answer is
+    /// [`Error::Overflow`]; ask per connectID then.
     All,
     /// `AT+QISTATE=0,<contextID>`: the sockets of a context.
     Context(u8),

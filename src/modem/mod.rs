@@ -111,6 +111,7 @@ pub enum ReadOutcome {
 }
 
 /// The outcome of [`ping`](ping()).
+#[cfg(feature = "ping")]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PingResult {
     /// One entry per request: the reply, or why there was none (e.g. 569, timeout).

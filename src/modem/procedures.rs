@@ -8,7 +8,9 @@
 
 use core::net::IpAddr;
 
-use super::{ModemInfo, OpenParams, PingResult, ReadOutcome, SYNC_AT_MS, dns_result, open_result};
+#[cfg(feature = "ping")]
+use super::PingResult;
+use super::{ModemInfo, OpenParams, ReadOutcome, SYNC_AT_MS, dns_result, open_result};
 use crate::commands::{
     AccessMode, At, Ate, Cmee, Command, CommandLine, CpinRead, Domain, Host, MAX_READ, Qgmr, Qiact, QiactRead, Qicfg,
     QicfgSetting, Qiclose, Qicsgp, Qideact, Qidnsgip, Qigeterror, Qiopen, Qird, Qisde, Qistate, Qiswtmd, Qurccfg,
@@ -336,10 +338,24 @@ pub fn ensure_context<Ch: Channel>(ch: &mut Ch, context_id: u8) -> Ret!(Result<(
 }
 
 /// Closes every socket the modem has open (left over from an earlier run of the host, field
-/// note 12). Returns how many were closed.
+/// note 12). Returns how many were closed. `AT+QISTATE?` lists them; when its answer does not
+/// fit the response buffer, each connectID is queried on its own (`AT+QISTATE=1,<id>`).
 pub fn close_stale_sockets<Ch: Channel>(ch: &mut Ch) -> Ret!(Result<u8>) {
     run!({
-        let open = aw!(command(ch, &Qistate::All))?;
+        let open = match aw!(command(ch, &Qistate::All)) {
+            // twelve sockets with long (IPv6) addresses do not fit the response buffer
+            // (`core::RESP_CAP`): ask one connectID at a time
+            Err(Error::Overflow) => {
+                let mut all = crate::commands::SocketStatuses::new();
+                for id in 0..crate::socket::CONNECT_IDS as u8 {
+                    for s in aw!(command(ch, &Qistate::Socket(id)))? {
+                        let _ = all.push(s);
+                    }
+                }
+                all
+            }
+            other => other?,
+        };
         let mut closed = 0;
         for s in open.iter() {
             let known = ch.state(|st| st.sockets.get(s.connect_id).is_some_and(|slot| slot.state != SlotState::Free));
@@ -668,6 +684,7 @@ pub fn apply_throttles<Ch: Channel>(ch: &mut Ch) -> Ret!(Result<()>) {
 }
 
 /// `AT+QPING`: pings `host` and waits for every reply and the summary (one ping at a time).
+#[cfg(feature = "ping")]
 pub fn ping<Ch: Channel>(
     ch: &mut Ch,
     context_id: u8,
@@ -708,6 +725,7 @@ pub fn ping<Ch: Channel>(
 }
 
 /// `AT+QNTP`: synchronises with an NTP server and returns the time it gave (one at a time).
+#[cfg(feature = "ntp")]
 pub fn sync_time<Ch: Channel>(
     ch: &mut Ch,
     context_id: u8,

@@ -222,24 +222,36 @@ impl quectel_bg96::clock::Clock for TickClock {
 }
 
 /// The field-profile bring-up of a modem whose firmware has no `recvind`.
+/// The commands and answers of a plain bring-up (firmware without `recvind`).
+pub fn bring_up_steps() -> Vec<(&'static str, String)> {
+    [
+        ("AT\r", "AT\r\r\nOK\r\n"),
+        ("ATE0\r", "ATE0\r\r\nOK\r\n"),
+        ("AT+CMEE=1\r", "\r\nOK\r\n"),
+        ("AT+QISDE=0\r", "\r\nOK\r\n"),
+        ("AT+QURCCFG=\"urcport\",\"uart1\"\r", "\r\nOK\r\n"),
+        ("AT+QICFG=\"dataformat\",0,0\r", "\r\nOK\r\n"),
+        ("AT+QICFG=\"viewmode\",0\r", "\r\nOK\r\n"),
+        ("AT+QGMR\r", "\r\nBG96MAR02A07M1G\r\n\r\nOK\r\n"),
+        ("AT+CPIN?\r", "\r\n+CPIN: READY\r\n\r\nOK\r\n"),
+        ("AT+CREG?\r", "\r\n+CREG: 0,1\r\n\r\nOK\r\n"),
+        ("AT+CEREG?\r", "\r\n+CEREG: 0,1\r\n\r\nOK\r\n"),
+        ("AT+QICSGP=1,1,\"internet\",\"\",\"\",0\r", "\r\nOK\r\n"),
+        ("AT+QIACT?\r", "\r\nOK\r\n"),
+        ("AT+QIACT=1\r", "\r\nOK\r\n"),
+        ("AT+QIACT?\r", "\r\n+QIACT: 1,1,1,\"10.0.0.2\"\r\n\r\nOK\r\n"),
+        ("AT+QISTATE?\r", "\r\nOK\r\n"),
+        ("AT+QICFG=\"recvind\",1\r", "\r\nERROR\r\n"),
+    ]
+    .into_iter()
+    .map(|(c, r)| (c, r.to_string()))
+    .collect()
+}
+
 pub fn bring_up_script(s: &Script) {
-    s.exchange("AT\r", "AT\r\r\nOK\r\n")
-        .exchange("ATE0\r", "ATE0\r\r\nOK\r\n")
-        .exchange("AT+CMEE=1\r", "\r\nOK\r\n")
-        .exchange("AT+QISDE=0\r", "\r\nOK\r\n")
-        .exchange("AT+QURCCFG=\"urcport\",\"uart1\"\r", "\r\nOK\r\n")
-        .exchange("AT+QICFG=\"dataformat\",0,0\r", "\r\nOK\r\n")
-        .exchange("AT+QICFG=\"viewmode\",0\r", "\r\nOK\r\n")
-        .exchange("AT+QGMR\r", "\r\nBG96MAR02A07M1G\r\n\r\nOK\r\n")
-        .exchange("AT+CPIN?\r", "\r\n+CPIN: READY\r\n\r\nOK\r\n")
-        .exchange("AT+CREG?\r", "\r\n+CREG: 0,1\r\n\r\nOK\r\n")
-        .exchange("AT+CEREG?\r", "\r\n+CEREG: 0,1\r\n\r\nOK\r\n")
-        .exchange("AT+QICSGP=1,1,\"internet\",\"\",\"\",0\r", "\r\nOK\r\n")
-        .exchange("AT+QIACT?\r", "\r\nOK\r\n")
-        .exchange("AT+QIACT=1\r", "\r\nOK\r\n")
-        .exchange("AT+QIACT?\r", "\r\n+QIACT: 1,1,1,\"10.0.0.2\"\r\n\r\nOK\r\n")
-        .exchange("AT+QISTATE?\r", "\r\nOK\r\n")
-        .exchange("AT+QICFG=\"recvind\",1\r", "\r\nERROR\r\n");
+    for (c, r) in bring_up_steps() {
+        s.exchange(c, &r);
+    }
 }
 
 pub fn config() -> quectel_bg96::config::Config {
