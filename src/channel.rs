@@ -87,6 +87,9 @@ pub trait Channel: Sized {
     /// Marks this channel as the one running recovery: its commands go ahead while other
     /// users' commands wait (async front); dropping the channel mid-way ends the recovery.
     fn set_recovery(&mut self, _on: bool) {}
+
+    /// The recovery rules in use now (they can change after the stack was made).
+    fn policy(&mut self) -> crate::recovery::RebootPolicy;
 }
 
 /// The blocking twin of [`Channel`]: the same operations as plain calls (the blocking front
@@ -145,6 +148,9 @@ pub trait BlockingChannel: Sized {
 
     /// [`Channel::set_recovery`].
     fn set_recovery(&mut self, _on: bool) {}
+
+    /// [`Channel::policy`].
+    fn policy(&mut self) -> crate::recovery::RebootPolicy;
 }
 
 /// The error for a final result code.

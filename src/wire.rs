@@ -69,6 +69,56 @@ impl<const N: usize> Sink for heapless::Vec<u8, N> {
     }
 }
 
+/// A [`Sink`] that keeps `N` bytes of what is written, from byte `skip` on, and counts the
+/// whole: writing a command once per window sends a long line in `N`-byte pieces without a
+/// buffer for all of it (the async front, whose buffers live in futures, uses it).
+pub struct Window<const N: usize> {
+    skip: usize,
+    total: usize,
+    buf: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> Window<N> {
+    /// A window on the bytes `skip..skip + N`.
+    pub const fn new(skip: usize) -> Self {
+        Self { skip, total: 0, buf: [0; N], len: 0 }
+    }
+
+    /// The bytes of the window that were written.
+    pub fn bytes(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or(&[])
+    }
+
+    /// How many bytes were written in all.
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    /// Where the window starts.
+    pub fn start(&self) -> usize {
+        self.skip
+    }
+}
+
+impl<const N: usize> Sink for Window<N> {
+    fn put(&mut self, bytes: &[u8]) -> Result<()> {
+        let start = self.total;
+        self.total = start.checked_add(bytes.len()).ok_or(Error::Overflow)?;
+        // the part of `bytes` at or after `skip + len` that still fits the window
+        let from = (self.skip + self.len).saturating_sub(start);
+        let take = (N - self.len).min(bytes.len().saturating_sub(from));
+        if take > 0 && start + from == self.skip + self.len {
+            let src = bytes.get(from..from + take).unwrap_or(&[]);
+            if let Some(dst) = self.buf.get_mut(self.len..self.len + src.len()) {
+                dst.copy_from_slice(src);
+                self.len += src.len();
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Writes an unsigned decimal number.
 pub fn put_u32(sink: &mut dyn Sink, mut value: u32) -> Result<()> {
     let mut digits = [0u8; 10];
@@ -375,6 +425,9 @@ pub fn socket_addr(ip: IpAddr, port: u16) -> SocketAddr {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
+    use std::vec::Vec;
+
     use super::*;
 
     fn written(f: impl FnOnce(&mut dyn Sink) -> Result<()>) -> heapless::Vec<u8, 128> {
@@ -471,6 +524,35 @@ mod tests {
         assert_eq!(put_quoted(&mut v, "a\r\nAT", 100), Err(Error::InvalidArgument));
         assert_eq!(put_quoted(&mut v, "abcdef", 5), Err(Error::InvalidArgument));
         assert!(v.is_empty());
+    }
+
+    /// Writes `parts` once per window of `N` bytes and joins the windows.
+    fn in_windows<const N: usize>(parts: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let mut w = Window::<N>::new(out.len());
+            for p in parts {
+                w.put(p).unwrap();
+            }
+            assert_eq!(w.total(), parts.concat().len());
+            out.extend_from_slice(w.bytes());
+            if out.len() >= w.total() {
+                return out;
+            }
+            assert_eq!(w.bytes().len(), N, "only the last piece is short");
+        }
+    }
+
+    #[test]
+    fn windows_cut_what_is_written_into_pieces() {
+        let parts: [&[u8]; 5] =
+            [b"AT+QIOPEN=", b"1,0,\"TCP\",", b"", b"\"a-rather-long-host-name.example.com\"", b",80,0,0\r"];
+        let whole = parts.concat();
+        assert_eq!(in_windows::<1>(&parts), whole);
+        assert_eq!(in_windows::<3>(&parts), whole);
+        assert_eq!(in_windows::<7>(&parts), whole);
+        assert_eq!(in_windows::<64>(&parts), whole);
+        assert_eq!(in_windows::<200>(&parts), whole);
     }
 
     #[test]

@@ -165,6 +165,14 @@ async fn dns_and_errors() {
         );
         let ip = stack.get_host_by_name("localhost", embedded_nal_async::AddrType::Either).await.unwrap();
         assert_eq!(ip, "127.0.0.1".parse::<std::net::IpAddr>().unwrap());
+        // a command line longer than the pieces the async front writes it in (64 bytes)
+        let long = format!("{}.example.com", ["a-long-label"; 12].join("."));
+        s.exchange(
+            &format!("AT+QIDNSGIP=1,\"{long}\"\r"),
+            "\r\nOK\r\n\r\n+QIURC: \"dnsgip\",0,1,600\r\n\r\n+QIURC: \"dnsgip\",\"10.9.8.7\"\r\n",
+        );
+        let ip2 = stack.get_host_by_name(&long, embedded_nal_async::AddrType::Either).await.unwrap();
+        assert_eq!(ip2, "10.9.8.7".parse::<std::net::IpAddr>().unwrap());
         let mut out = [0u8; 8];
         assert_eq!(stack.get_host_by_address(ip, &mut out).await, Err(Error::NotSupported));
         s.exchange("AT+QIOPEN=1,0,\"TCP\",\"127.0.0.1\",1,0,0\r", "\r\nOK\r\n\r\n+QIOPEN: 0,566\r\n");

@@ -66,8 +66,10 @@ pub use udp::{ConnectedUdp, UnconnectedUdp};
 
 /// Wakers the shared state can hold at once (tasks waiting for the modem).
 const WAKERS: usize = 24;
-/// Longest command line the async front writes (an `AT+QISENDEX` with 256 bytes).
-const CMD_MAX: usize = 600;
+/// A command line is written in pieces of this many bytes (each piece writes the command
+/// again into a [`Window`](crate::wire::Window)): a buffer for the longest line (an
+/// `AT+QISENDEX` with 256 bytes, about 530) would be part of every command's future.
+const LINE_PIECE: usize = 64;
 
 /// Payload of a `+QIRD` answer on its way to the reading task; in transparent access mode,
 /// the connection's receive buffer.
@@ -199,13 +201,6 @@ impl<W, C> Resources<W, C> {
         self.shared.lock(|s| f(&mut s.borrow_mut()))
     }
 
-    /// The configuration with the recovery rules currently in use.
-    fn config(&self) -> Config {
-        let mut c = self.config.clone();
-        c.recovery = self.with(|s| s.policy.clone());
-        c
-    }
-
     /// Completes when `f` returns `Some`; re-checked whenever the modem sent something.
     async fn until<T>(&self, mut f: impl FnMut(&mut Shared) -> Option<T>) -> T {
         poll_fn(|cx| {
@@ -295,11 +290,10 @@ impl<R: Read, W: Write, C: AsyncClock> Runner<'_, R, W, C> {
                     None => r.housekeeping.wait().await,
                 }
                 let mut ch = AsyncChannel { r, recovery: false, closer: true };
-                let config = r.config();
-                if let Err(e) = modem::ensure_ready(&mut ch, &config).await {
+                if let Err(e) = modem::ensure_ready(&mut ch, &r.config).await {
                     warn!("recovery failed: {:?}", e);
                 }
-                if let Err(e) = modem::supervise_acks(&mut ch, &config.recovery).await {
+                if let Err(e) = modem::supervise_acks(&mut ch).await {
                     warn!("acknowledgement check failed: {:?}", e);
                 }
                 if let Some(req) = r.with(|s| s.escape.take()) {
@@ -423,8 +417,8 @@ impl<'d, W: Write, C: AsyncClock> Stack<'d, W, C> {
     /// Brings the modem up (the manual's Figure 1); see [`crate::blocking::Bg96::bring_up`].
     pub async fn bring_up(&self) -> Result<ModemInfo> {
         let mut ch = self.channel();
-        let config = self.r.config();
-        let info = modem::bring_up(&mut ch, &config).await?;
+        let config = &self.r.config;
+        let info = modem::bring_up(&mut ch, config).await?;
         self.r.with(|s| s.info = Some(info.clone()));
         Ok(info)
     }
@@ -455,15 +449,14 @@ impl<'d, W: Write, C: AsyncClock> Stack<'d, W, C> {
 
     /// Deactivates a PDP context (`AT+QIDEACT`, up to 40 s); its sockets are gone afterwards.
     pub async fn deactivate_context(&self, context_id: u8) -> Result<()> {
-        let config = self.r.config();
-        modem::deactivate_context(&mut self.channel(), context_id, &config).await
+        modem::deactivate_context(&mut self.channel(), context_id).await
     }
 
     /// Reboots the modem now and brings it up again, within the reboot back-off; see
     /// [`Bg96::reboot`](crate::blocking::Bg96::reboot).
     pub async fn reboot(&self) -> Result<ModemInfo> {
-        let config = self.r.config();
-        let info = modem::reboot(&mut self.channel(), &config).await?;
+        let config = &self.r.config;
+        let info = modem::reboot(&mut self.channel(), config).await?;
         self.r.with(|s| s.info = Some(info.clone()));
         Ok(info)
     }
@@ -471,8 +464,8 @@ impl<'d, W: Write, C: AsyncClock> Stack<'d, W, C> {
     /// Switches the modem on with the power key and waits for `RDY` (needs
     /// [`Resources::with_pins`]).
     pub async fn power_on(&self) -> Result<()> {
-        let config = self.r.config();
-        modem::power_on(&mut self.channel(), &config).await
+        let config = &self.r.config;
+        modem::power_on(&mut self.channel(), config).await
     }
 
     /// Switches the modem off as Figure 1 says; see
@@ -574,10 +567,10 @@ impl<'d, W: Write, C: AsyncClock> Stack<'d, W, C> {
     /// Opens a socket and waits for the modem's `+QIOPEN`.
     async fn open(&self, params: modem::OpenParams<'_>) -> Result<SlotRef> {
         let mut ch = self.channel();
-        let config = self.r.config();
+        let config = &self.r.config;
         let mut attempts = 0;
         loop {
-            let slot = modem::start_open(&mut ch, &params, &config).await?;
+            let slot = modem::start_open(&mut ch, &params, config).await?;
             // if this future is dropped while waiting, the socket is closed in the background
             let guard = ReleaseGuard { stack: *self, slot, armed: true };
             let result = modem::finish_open(&mut ch, slot).await;
@@ -845,8 +838,9 @@ impl<'d, W: Write, C: AsyncClock> AsyncChannel<'d, W, C> {
         timeout_ms: u32,
         prepare: impl FnOnce(&mut Shared),
     ) -> Result<()> {
-        let mut line: heapless::Vec<u8, CMD_MAX> = heapless::Vec::new();
-        cmd.write_line(&mut line)?;
+        // the first piece; writing it checks the arguments before anything waits
+        let mut piece = crate::wire::Window::<LINE_PIECE>::new(0);
+        cmd.write_line(&mut piece)?;
         let r = self.r;
         // a command abandoned by a dropped future may still be in flight: let it finish
         let deadline = r.clock.now_ms() + u64::from(timeout_ms);
@@ -874,11 +868,25 @@ impl<'d, W: Write, C: AsyncClock> AsyncChannel<'d, W, C> {
             prepare(s);
             Ok::<(), Error>(())
         })?;
-        if let Err(e) = write_all(tx, &line).await {
-            r.with(|s| s.core.end());
-            return Err(e);
+        loop {
+            let written = write_all(tx, piece.bytes()).await;
+            let next = piece.start() + piece.bytes().len();
+            let more = written.is_ok() && next < piece.total() && !piece.bytes().is_empty();
+            let result = if more {
+                // the same command writes the same bytes again: this cannot fail where the
+                // first piece did not
+                piece = crate::wire::Window::new(next);
+                cmd.write_line(&mut piece)
+            } else {
+                written
+            };
+            if result.is_err() {
+                r.with(|s| s.core.end());
+            }
+            if !more || result.is_err() {
+                return result;
+            }
         }
-        Ok(())
     }
 
     /// Runs a command; `resolve`: a bare `ERROR` is resolved with `AT+QIGETERROR` in the same
@@ -1104,6 +1112,10 @@ impl<W: Write, C: AsyncClock> Channel for AsyncChannel<'_, W, C> {
 
     fn set_recovery(&mut self, on: bool) {
         self.recovery = on;
+    }
+
+    fn policy(&mut self) -> crate::recovery::RebootPolicy {
+        self.r.with(|s| s.policy.clone())
     }
 }
 

@@ -254,8 +254,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
         }
         let now = self.clock.now_ms();
         if self.core.st.sockets.next_ack_due().is_some_and(|t| t <= now) {
-            let policy = self.config.recovery.clone();
-            modem::blocking::supervise_acks(self, &policy)?;
+            modem::blocking::supervise_acks(self)?;
         }
         Ok(())
     }
@@ -407,6 +406,10 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> BlockingChannel for
     fn with_power<R>(&mut self, f: impl FnOnce(&mut dyn PowerControl) -> R) -> R {
         f(&mut self.pins)
     }
+
+    fn policy(&mut self) -> crate::recovery::RebootPolicy {
+        self.config.recovery.clone()
+    }
 }
 
 impl<S: Read + ReadReady + Write, C: Clock> Bg96<S, C, NoPins> {
@@ -534,10 +537,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Bg96<S, C, P> {
 
     /// Deactivates a PDP context (`AT+QIDEACT`, up to 40 s); its sockets are gone afterwards.
     pub fn deactivate_context(&self, context_id: u8) -> Result<()> {
-        self.run(|i| {
-            let config = i.config.clone();
-            modem::blocking::deactivate_context(i, context_id, &config)
-        })
+        self.run(|i| modem::blocking::deactivate_context(i, context_id))
     }
 
     /// The active contexts and their addresses (`AT+QIACT?`).

@@ -219,17 +219,37 @@ impl Command for QiactRead {
     fn parse_lines(&self, resp: &[u8]) -> Result<ContextStates> {
         let mut out = ContextStates::new();
         for params in lines(resp).filter_map(|l| wire::after_prefix(l, b"+QIACT:")) {
-            let mut f = fields(params);
-            let context_id = f.u8().ok_or(Error::Parse)?;
-            let active = f.u8().ok_or(Error::Parse)? == 1;
-            let context_type = f.u8().and_then(ContextType::from_code).ok_or(Error::Parse)?;
-            let ip = f.ip();
-            out.push(ContextState { context_id, active, context_type, ip }).map_err(|_| Error::Overflow)?;
+            out.push(parse_context_state(params)?).map_err(|_| Error::Overflow)?;
         }
         Ok(out)
     }
 }
 atat_command!(QiactRead => ContextStates, timeout_ms = super::DEFAULT_TIMEOUT_MS);
+
+impl QiactRead {
+    /// From the answer's lines: the address of `context_id` if it is active (`Some(None)`
+    /// when its address cannot be read), `None` if it is not. Reads one line at a time,
+    /// without the list [`Command::parse_lines`] builds.
+    pub fn active_address(resp: &[u8], context_id: u8) -> Result<Option<Option<IpAddr>>> {
+        for params in lines(resp).filter_map(|l| wire::after_prefix(l, b"+QIACT:")) {
+            let c = parse_context_state(params)?;
+            if c.context_id == context_id && c.active {
+                return Ok(Some(c.ip));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Parses the parameters of one `+QIACT:` line.
+fn parse_context_state(params: &[u8]) -> Result<ContextState> {
+    let mut f = fields(params);
+    let context_id = f.u8().ok_or(Error::Parse)?;
+    let active = f.u8().ok_or(Error::Parse)? == 1;
+    let context_type = f.u8().and_then(ContextType::from_code).ok_or(Error::Parse)?;
+    let ip = f.ip();
+    Ok(ContextState { context_id, active, context_type, ip })
+}
 
 /// `AT+QIDEACT=<contextID>`: deactivate a context and close its connections (up to 40 s).
 #[derive(Debug, Clone, Copy)]

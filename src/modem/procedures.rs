@@ -258,11 +258,7 @@ fn wait_for_registration<Ch: Channel>(ch: &mut Ch, config: &Config) -> Ret!(Resu
 pub fn activate_context<Ch: Channel>(ch: &mut Ch, context_id: u8) -> Ret!(Result<Option<IpAddr>>) {
     run!({
         crate::commands::check_context(context_id)?;
-        let find = |list: &crate::commands::ContextStates| {
-            list.iter().find(|c| c.context_id == context_id && c.active).map(|c| c.ip)
-        };
-        let states = aw!(command(ch, &QiactRead))?;
-        if let Some(ip) = find(&states) {
+        if let Some(ip) = aw!(active_address(ch, context_id))? {
             ch.state(|s| s.modem.set_context_active(context_id, true));
             return Ok(ip);
         }
@@ -274,18 +270,32 @@ pub fn activate_context<Ch: Channel>(ch: &mut Ch, context_id: u8) -> Ret!(Result
             return Err(e);
         }
         ch.state(|s| s.modem.set_context_active(context_id, true));
-        let states = aw!(command(ch, &QiactRead))?;
-        Ok(find(&states).flatten())
+        Ok(aw!(active_address(ch, context_id))?.flatten())
+    })
+}
+
+/// `AT+QIACT?`, reduced to the address of `context_id` if it is active (the list of contexts
+/// is not kept by the caller: in the async front it would be part of every future that may
+/// activate a context).
+fn active_address<Ch: Channel>(ch: &mut Ch, context_id: u8) -> Ret!(Result<Option<Option<IpAddr>>>) {
+    run!({
+        let mut found = None;
+        let cmd = QiactRead;
+        aw!(command_line(ch, &cmd, Kind::Plain, cmd.timeout_ms(), &mut |resp| {
+            found = QiactRead::active_address(resp, context_id)?;
+            Ok(())
+        }))?;
+        Ok(found)
     })
 }
 
 /// Deactivates a context (`AT+QIDEACT`, up to 40 s). Figure 1: no answer in 40 s, or three
 /// failures in a row, and the modem is rebooted.
-pub fn deactivate_context<Ch: Channel>(ch: &mut Ch, context_id: u8, config: &Config) -> Ret!(Result<()>) {
+pub fn deactivate_context<Ch: Channel>(ch: &mut Ch, context_id: u8) -> Ret!(Result<()>) {
     run!({
         crate::commands::check_context(context_id)?;
         if let Err(e) = aw!(command(ch, &Qideact { context_id })) {
-            let max = config.recovery.max_deactivate_failures;
+            let max = ch.policy().max_deactivate_failures;
             ch.state(|s| {
                 let r = &mut s.recovery;
                 r.deactivate_failures = r.deactivate_failures.saturating_add(1);
@@ -342,27 +352,25 @@ pub fn ensure_context<Ch: Channel>(ch: &mut Ch, context_id: u8) -> Ret!(Result<(
 /// fit the response buffer, each connectID is queried on its own (`AT+QISTATE=1,<id>`).
 pub fn close_stale_sockets<Ch: Channel>(ch: &mut Ch) -> Ret!(Result<u8>) {
     run!({
-        let open = match aw!(command(ch, &Qistate::All)) {
+        let open = match aw!(open_connect_ids(ch, Qistate::All)) {
             // twelve sockets with long (IPv6) addresses do not fit the response buffer
             // (`core::RESP_CAP`): ask one connectID at a time
             Err(Error::Overflow) => {
-                let mut all = crate::commands::SocketStatuses::new();
+                let mut open = 0;
                 for id in 0..crate::socket::CONNECT_IDS as u8 {
-                    for s in aw!(command(ch, &Qistate::Socket(id)))? {
-                        let _ = all.push(s);
-                    }
+                    open |= aw!(open_connect_ids(ch, Qistate::Socket(id)))?;
                 }
-                all
+                open
             }
             other => other?,
         };
         let mut closed = 0;
-        for s in open.iter() {
-            let known = ch.state(|st| st.sockets.get(s.connect_id).is_some_and(|slot| slot.state != SlotState::Free));
+        for connect_id in (0..crate::socket::CONNECT_IDS as u8).filter(|id| open & (1 << id) != 0) {
+            let known = ch.state(|st| st.sockets.get(connect_id).is_some_and(|slot| slot.state != SlotState::Free));
             if known {
                 continue;
             }
-            if aw!(command(ch, &Qiclose { connect_id: s.connect_id, timeout_s: None })).is_ok() {
+            if aw!(command(ch, &Qiclose { connect_id, timeout_s: None })).is_ok() {
                 closed += 1;
             }
         }
@@ -374,6 +382,21 @@ pub fn close_stale_sockets<Ch: Channel>(ch: &mut Ch) -> Ret!(Result<u8>) {
             }
         });
         Ok(closed)
+    })
+}
+
+/// `AT+QISTATE`, reduced to a bit per connectID it lists (the list is not kept by the caller).
+fn open_connect_ids<Ch: Channel>(ch: &mut Ch, which: Qistate) -> Ret!(Result<u16>) {
+    run!({
+        let mut open = 0u16;
+        aw!(command_line(ch, &which, Kind::Plain, which.timeout_ms(), &mut |resp| {
+            for params in crate::commands::lines(resp).filter_map(|l| crate::wire::after_prefix(l, b"+QISTATE:")) {
+                let s = crate::commands::parse_socket_status(params)?;
+                open |= 1u16.checked_shl(u32::from(s.connect_id)).unwrap_or(0);
+            }
+            Ok(())
+        }))?;
+        Ok(open)
     })
 }
 
@@ -445,12 +468,10 @@ pub fn start_open<Ch: Channel>(ch: &mut Ch, p: &OpenParams<'_>, config: &Config)
     run!({
         aw!(ensure_ready(ch, config))?;
         // Figure 1: after 5 failed opens in a row, deactivate and activate the context again
-        if ch.state(|s| s.recovery.open_failures) >= config.recovery.max_open_failures {
-            warn!(
-                "{} failed opens in a row: re-activating context {}",
-                config.recovery.max_open_failures, p.context_id
-            );
-            aw!(deactivate_context(ch, p.context_id, config))?;
+        let max_open_failures = ch.policy().max_open_failures;
+        if ch.state(|s| s.recovery.open_failures) >= max_open_failures {
+            warn!("{} failed opens in a row: re-activating context {}", max_open_failures, p.context_id);
+            aw!(deactivate_context(ch, p.context_id))?;
             aw!(activate_context(ch, p.context_id))?;
             ch.state(|s| s.recovery.open_failures = 0);
         }
@@ -852,7 +873,7 @@ fn reboot_claimed<Ch: Channel>(ch: &mut Ch, config: &Config) -> Ret!(Result<Mode
         if last.is_some_and(|t| now.saturating_sub(t) > crate::recovery::SERIES_RESET_MS) {
             n = 1;
         }
-        let wait = config.recovery.delay_before(n);
+        let wait = ch.policy().delay_before(n);
         if let Some(last) = last {
             let allowed = last + wait;
             if now < allowed {
@@ -951,8 +972,9 @@ pub fn power_down<Ch: Channel>(ch: &mut Ch) -> Ret!(Result<()>) {
 /// Figure 1's ACK supervision: for sockets with a check due, `AT+QISEND=<id>,0`; nothing
 /// unacknowledged ends the checks; still unacknowledged after the last check closes the
 /// connection, whose owner is told [`Error::Timeout`].
-pub fn supervise_acks<Ch: Channel>(ch: &mut Ch, policy: &crate::recovery::RebootPolicy) -> Ret!(Result<()>) {
+pub fn supervise_acks<Ch: Channel>(ch: &mut Ch) -> Ret!(Result<()>) {
     run!({
+        let policy = ch.policy();
         let now = ch.now_ms();
         while let Some(r) = ch.state(|s| s.sockets.ack_due(now)) {
             let counters = aw!(command(ch, &crate::commands::QisendQuery { connect_id: r.connect_id }));
