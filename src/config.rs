@@ -67,7 +67,8 @@ pub struct Config {
     pub urc_port: &'static str,
     /// Bring-up timing.
     pub timeouts: Timeouts,
-    /// Recovery rules of the manual's Figure 1 and the reboot back-off.
+    /// Recovery rules of the manual's Figure 1 and the reboot back-off: the ones the stack
+    /// starts with (`set_policy` on either stack changes them later).
     pub recovery: crate::recovery::RebootPolicy,
 }
 
