@@ -106,11 +106,12 @@ impl<const N: usize> Sink for Window<N> {
         let start = self.total;
         self.total = start.checked_add(bytes.len()).ok_or(Error::Overflow)?;
         // the part of `bytes` at or after `skip + len` that still fits the window
-        let from = (self.skip + self.len).saturating_sub(start);
-        let take = (N - self.len).min(bytes.len().saturating_sub(from));
-        if take > 0 && start + from == self.skip + self.len {
-            let src = bytes.get(from..from + take).unwrap_or(&[]);
-            if let Some(dst) = self.buf.get_mut(self.len..self.len + src.len()) {
+        let next = self.skip.saturating_add(self.len);
+        let from = next.saturating_sub(start);
+        let take = N.saturating_sub(self.len).min(bytes.len().saturating_sub(from));
+        if take > 0 && start.saturating_add(from) == next {
+            let src = bytes.get(from..from.saturating_add(take)).unwrap_or(&[]);
+            if let Some(dst) = self.buf.get_mut(self.len..self.len.saturating_add(src.len())) {
                 dst.copy_from_slice(src);
                 self.len += src.len();
             }

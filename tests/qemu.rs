@@ -146,4 +146,24 @@ fn async_firmware_does_an_mqtt_round_trip_under_qemu() {
     assert!(log.contains("modem up: firmware BG96"), "no bring-up in the log");
     assert!(log.contains("ROUNDTRIP OK async 300 bytes"), "no round trip in the log");
     assert!(!log.contains("FAILED"));
+    // the futures' sizes on Cortex-M3 (the firmware logs them), with some headroom: a buffer
+    // held across an await in the command path would show here
+    for (name, budget) in [
+        ("bring_up", 1024),
+        ("get_host_by_name", 1024),
+        ("connect", 1280),
+        ("TcpConnection read", 1024),
+        ("write", 1024),
+    ] {
+        let size = future_size(&log, name).unwrap_or_else(|| panic!("no size of {name} in the log"));
+        assert!(size <= budget, "the {name} future takes {size} bytes (budget {budget})");
+    }
+}
+
+/// The size the firmware logged for the future `name` (`... <name> <n> bytes ...`).
+fn future_size(log: &str, name: &str) -> Option<usize> {
+    log.lines().filter(|l| l.contains("future size:")).find_map(|l| {
+        let rest = l.split(&format!(" {name} ")).nth(1)?;
+        rest.split_whitespace().next()?.parse().ok()
+    })
 }
