@@ -282,14 +282,23 @@ fn urc_text(push: u16) -> impl Strategy<Value = String> {
     let recv_len = if not_push.is_empty() {
         Just("+QIURC: \"recv\",0".to_string()).boxed()
     } else {
-        (prop::sample::select(not_push), 0..1501u32).prop_map(|(i, n)| format!("+QIURC: \"recv\",{i},{n}")).boxed()
+        (prop::sample::select(not_push.clone()), 0..1501u32)
+            .prop_map(|(i, n)| format!("+QIURC: \"recv\",{i},{n}"))
+            .boxed()
+    };
+    // an incoming connection takes over its connectID (a push socket's framing would change)
+    let incoming = if not_push.is_empty() {
+        Just("+QIURC: \"incoming full\"".to_string()).boxed()
+    } else {
+        (prop::sample::select(not_push), id.clone(), ip(), any::<u16>())
+            .prop_map(|(i, s, a, p)| format!("+QIURC: \"incoming\",{i},{s},\"{}\",{p}", ip_text(a)))
+            .boxed()
     };
     prop_oneof![
         id.clone().prop_map(|i| format!("+QIURC: \"recv\",{i}")),
         recv_len,
         id.clone().prop_map(|i| format!("+QIURC: \"closed\",{i}")),
-        (id.clone(), id.clone(), ip(), any::<u16>())
-            .prop_map(|(i, s, a, p)| format!("+QIURC: \"incoming\",{i},{s},\"{}\",{p}", ip_text(a))),
+        incoming,
         Just("+QIURC: \"incoming full\"".to_string()),
         (1..17u8).prop_map(|c| format!("+QIURC: \"pdpdeact\",{c}")),
         (0..2u16, 0..9u8, any::<u32>()).prop_map(|(e, n, t)| format!("+QIURC: \"dnsgip\",{},{n},{t}", e * 565)),
@@ -726,6 +735,29 @@ proptest! {
 
 // ---------------------------------------------------------------------------------------------
 // Regressions and sanity checks of the generator
+
+/// Found by `direct_push_payload_is_byte_exact`: a "harmless" `+QIURC: "incoming",9,...`
+/// took over push socket 9, so its next frame was (rightly) not read as direct push.
+#[test]
+fn harmless_urcs_never_take_over_a_push_socket() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let (mut incoming, mut others) = (0, 0);
+    for _ in 0..2000 {
+        let all = harmless_urc(0xfff).new_tree(&mut runner).unwrap().current();
+        assert!(!all.contains("\"incoming\","), "{all}");
+        let some = harmless_urc(0b10_0000_0001).new_tree(&mut runner).unwrap().current();
+        if let Some(rest) = some.strip_prefix("+QIURC: \"incoming\",") {
+            let id: u8 = rest.split(',').next().unwrap().parse().unwrap();
+            assert!(id != 0 && id != 9, "{some}");
+            incoming += 1;
+        } else {
+            others += 1;
+        }
+    }
+    assert!(incoming > 20 && others > 1000, "the generator still makes incoming connections");
+}
 
 #[test]
 fn generator_covers_every_kind_of_output() {

@@ -570,7 +570,8 @@ impl<'d, W: Write, C: AsyncClock> Stack<'d, W, C> {
         let config = &self.r.config;
         let mut attempts = 0;
         loop {
-            let slot = modem::start_open(&mut ch, &params, config).await?;
+            modem::ensure_ready(&mut ch, config).await?;
+            let slot = modem::start_open(&mut ch, &params).await?;
             // if this future is dropped while waiting, the socket is closed in the background
             let guard = ReleaseGuard { stack: *self, slot, armed: true };
             let result = modem::finish_open(&mut ch, slot).await;

@@ -247,16 +247,23 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
         if !rec.brought_up || rec.in_progress {
             return Ok(());
         }
-        if rec.reboot_needed || rec.suspect || self.core.st.modem.rebooted {
-            let config = self.config.clone();
-            let info = modem::blocking::ensure_ready(self, &config);
-            info?;
+        if modem::recovery_due(&self.core.st) {
+            self.recover()?;
         }
         let now = self.clock.now_ms();
         if self.core.st.sockets.next_ack_due().is_some_and(|t| t <= now) {
             modem::blocking::supervise_acks(self)?;
         }
         Ok(())
+    }
+
+    /// [`modem::ensure_ready`], out of line: its copy of the configuration is on the stack
+    /// only while recovery runs, not in every `poll`.
+    #[cold]
+    #[inline(never)]
+    fn recover(&mut self) -> Result<()> {
+        let config = self.config.clone();
+        modem::blocking::ensure_ready(self, &config)
     }
 
     fn write_command(&mut self, cmd: &dyn CommandLine) -> Result<()> {
@@ -779,8 +786,10 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
             local_port,
             access_mode: AccessMode::Buffer,
         };
-        let config = self.config.clone();
-        modem::blocking::start_open(self, &params, &config)
+        if modem::recovery_due(&self.core.st) && !self.core.st.recovery.in_progress {
+            self.recover()?;
+        }
+        modem::blocking::start_open(self, &params)
     }
 
     /// Reads once from a connected socket into `buf`; `WouldBlock` without a command when

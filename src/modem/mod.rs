@@ -120,6 +120,13 @@ pub struct PingResult {
     pub summary: crate::commands::PingSummary,
 }
 
+/// Whether [`ensure_ready`] has something to do: after the first bring-up, a reboot asked for,
+/// a command left unanswered, or a modem that restarted by itself.
+pub fn recovery_due(s: &crate::core::State) -> bool {
+    let r = &s.recovery;
+    r.brought_up && (r.reboot_needed || r.suspect || s.modem.rebooted)
+}
+
 /// Notes that data was sent on a TCP socket: its acknowledgement is checked later.
 pub fn note_sent(s: &mut crate::core::State, r: SlotRef, now: u64, policy: &crate::recovery::RebootPolicy) {
     if !policy.ack_supervision {

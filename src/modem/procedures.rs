@@ -464,9 +464,9 @@ fn close_claimed<Ch: Channel>(ch: &mut Ch, r: SlotRef) -> Ret!(Result<()>) {
 
 /// Sends `AT+QIOPEN` on a free connectID; the outcome arrives later as `+QIOPEN` (see
 /// [`open_result`]). Retries on another connectID if the modem says the one chosen is taken.
-pub fn start_open<Ch: Channel>(ch: &mut Ch, p: &OpenParams<'_>, config: &Config) -> Ret!(Result<SlotRef>) {
+/// Run [`ensure_ready`] first.
+pub fn start_open<Ch: Channel>(ch: &mut Ch, p: &OpenParams<'_>) -> Ret!(Result<SlotRef>) {
     run!({
-        aw!(ensure_ready(ch, config))?;
         // Figure 1: after 5 failed opens in a row, deactivate and activate the context again
         let max_open_failures = ch.policy().max_open_failures;
         if ch.state(|s| s.recovery.open_failures) >= max_open_failures {
@@ -822,11 +822,7 @@ pub fn send_hex<Ch: Channel>(ch: &mut Ch, r: SlotRef, data: &[u8]) -> Ret!(Resul
 /// `RDY`), and checks a modem that left a command unanswered with `AT`.
 pub fn ensure_ready<Ch: Channel>(ch: &mut Ch, config: &Config) -> Ret!(Result<()>) {
     run!({
-        let needed = |s: &mut crate::core::State| {
-            let r = &s.recovery;
-            r.brought_up && (r.reboot_needed || r.suspect || s.modem.rebooted)
-        };
-        if !ch.state(needed) {
+        if !ch.state(|s| super::recovery_due(s)) {
             return Ok(());
         }
         aw!(claim(ch))?;
