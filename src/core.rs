@@ -136,8 +136,8 @@ pub struct DnsState {
     pub expected: u8,
 }
 
-#[cfg(feature = "ping")]
 /// The state of `AT+QPING`.
+#[cfg(feature = "ping")]
 #[derive(Debug, Clone, Default)]
 pub struct PingState {
     /// A ping is running.
@@ -152,8 +152,8 @@ pub struct PingState {
     pub done: Option<Result<PingSummary, u16>>,
 }
 
-#[cfg(feature = "ntp")]
 /// The state of `AT+QNTP`.
+#[cfg(feature = "ntp")]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NtpState {
     /// A synchronisation is running.

@@ -104,11 +104,11 @@
 //!
 //! Every other command of the manual has a typed struct in [`commands`] and a method on the
 //! stacks: contexts (`activate_context`, `deactivate_context`, `contexts`), `ping`,
-//! `sync_time` (NTP; both behind default features), `dns_servers`/`set_dns_servers`, `configure` (`AT+QICFG`),
-//! `set_payload_echo` (`AT+QISDE`), `send_hex` (`AT+QISENDEX`), `send_counters` and
-//! `read_counters` (`AT+QISEND=<id>,0`, `AT+QIRD=<id>,0`), `socket_status` (`AT+QISTATE`),
-//! `last_error` (`AT+QIGETERROR`), access modes (`enable_direct_push`, `enter_transparent`,
-//! `resume_transparent`: `AT+QISWTMD`, `ATO`, `+++`), and `command()` for any
+//! `sync_time` (NTP; both behind default features), `dns_servers`/`set_dns_servers`,
+//! `configure` (`AT+QICFG`), `set_payload_echo` (`AT+QISDE`), `send_hex` (`AT+QISENDEX`),
+//! `send_counters` and `read_counters` (`AT+QISEND=<id>,0`, `AT+QIRD=<id>,0`), `socket_status`
+//! (`AT+QISTATE`), `last_error` (`AT+QIGETERROR`), access modes (`enable_direct_push`,
+//! `enter_transparent`, `resume_transparent`: `AT+QISWTMD`, `ATO`, `+++`), and `command()` for any
 //! [`commands::Stateless`] command.
 //!
 //! # Data access modes

@@ -870,22 +870,23 @@ impl<'d, W: Write, C: AsyncClock> AsyncChannel<'d, W, C> {
             Ok::<(), Error>(())
         })?;
         loop {
-            let written = write_all(tx, piece.bytes()).await;
-            let next = piece.start() + piece.bytes().len();
-            let more = written.is_ok() && next < piece.total() && !piece.bytes().is_empty();
-            let result = if more {
+            let written = write_all(tx, piece.bytes()).await.and_then(|()| {
+                let next = piece.start() + piece.bytes().len();
+                if next >= piece.total() || piece.bytes().is_empty() {
+                    return Ok(true);
+                }
                 // the same command writes the same bytes again: this cannot fail where the
                 // first piece did not
                 piece = crate::wire::Window::new(next);
-                cmd.write_line(&mut piece)
-            } else {
-                written
-            };
-            if result.is_err() {
-                r.with(|s| s.core.end());
-            }
-            if !more || result.is_err() {
-                return result;
+                cmd.write_line(&mut piece).map(|()| false)
+            });
+            match written {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(e) => {
+                    r.with(|s| s.core.end());
+                    return Err(e);
+                }
             }
         }
     }

@@ -247,12 +247,18 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
         if !rec.brought_up || rec.in_progress {
             return Ok(());
         }
-        if modem::recovery_due(&self.core.st) {
-            self.recover()?;
-        }
+        self.recover_if_due()?;
         let now = self.clock.now_ms();
         if self.core.st.sockets.next_ack_due().is_some_and(|t| t <= now) {
             modem::blocking::supervise_acks(self)?;
+        }
+        Ok(())
+    }
+
+    /// [`modem::ensure_ready`] when recovery is due and not already running.
+    fn recover_if_due(&mut self) -> Result<()> {
+        if modem::recovery_due(&self.core.st) && !self.core.st.recovery.in_progress {
+            self.recover()?;
         }
         Ok(())
     }
@@ -786,9 +792,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
             local_port,
             access_mode: AccessMode::Buffer,
         };
-        if modem::recovery_due(&self.core.st) && !self.core.st.recovery.in_progress {
-            self.recover()?;
-        }
+        self.recover_if_due()?;
         modem::blocking::start_open(self, &params)
     }
 

@@ -218,8 +218,8 @@ impl Command for QiactRead {
     }
     fn parse_lines(&self, resp: &[u8]) -> Result<ContextStates> {
         let mut out = ContextStates::new();
-        for params in lines(resp).filter_map(|l| wire::after_prefix(l, b"+QIACT:")) {
-            out.push(parse_context_state(params)?).map_err(|_| Error::Overflow)?;
+        for c in context_states(resp) {
+            out.push(c?).map_err(|_| Error::Overflow)?;
         }
         Ok(out)
     }
@@ -231,14 +231,19 @@ impl QiactRead {
     /// when its address cannot be read), `None` if it is not. Reads one line at a time,
     /// without the list [`Command::parse_lines`] builds.
     pub fn active_address(resp: &[u8], context_id: u8) -> Result<Option<Option<IpAddr>>> {
-        for params in lines(resp).filter_map(|l| wire::after_prefix(l, b"+QIACT:")) {
-            let c = parse_context_state(params)?;
+        for c in context_states(resp) {
+            let c = c?;
             if c.context_id == context_id && c.active {
                 return Ok(Some(c.ip));
             }
         }
         Ok(None)
     }
+}
+
+/// The `+QIACT:` lines of an answer, parsed one at a time.
+fn context_states(resp: &[u8]) -> impl Iterator<Item = Result<ContextState>> + '_ {
+    lines(resp).filter_map(|l| wire::after_prefix(l, b"+QIACT:")).map(parse_context_state)
 }
 
 /// Parses the parameters of one `+QIACT:` line.

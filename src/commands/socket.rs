@@ -230,13 +230,26 @@ impl Command for Qistate {
     }
     fn parse_lines(&self, resp: &[u8]) -> Result<SocketStatuses> {
         let mut out = SocketStatuses::new();
-        for params in lines(resp).filter_map(|l| wire::after_prefix(l, b"+QISTATE:")) {
-            out.push(parse_socket_status(params)?).map_err(|_| Error::Overflow)?;
+        for s in socket_statuses(resp) {
+            out.push(s?).map_err(|_| Error::Overflow)?;
         }
         Ok(out)
     }
 }
 atat_command!(Qistate => SocketStatuses, timeout_ms = DEFAULT_TIMEOUT_MS);
+
+impl Qistate {
+    /// From the answer's lines: the connectIDs it lists, a bit each. Reads one line at a
+    /// time, without the list [`Command::parse_lines`] builds.
+    pub fn connect_ids(resp: &[u8]) -> Result<u16> {
+        socket_statuses(resp).try_fold(0u16, |ids, s| Ok(ids | 1u16.checked_shl(u32::from(s?.connect_id)).unwrap_or(0)))
+    }
+}
+
+/// The `+QISTATE:` lines of an answer, parsed one at a time.
+fn socket_statuses(resp: &[u8]) -> impl Iterator<Item = Result<SocketStatus>> + '_ {
+    lines(resp).filter_map(|l| wire::after_prefix(l, b"+QISTATE:")).map(parse_socket_status)
+}
 
 /// `AT+QISEND`: the command line of a send; the stack writes the payload after the prompt.
 #[derive(Debug, Clone, Copy)]

@@ -59,6 +59,24 @@ pub fn command_with<Ch: Channel, C: Command>(
     })
 }
 
+/// [`command`] with `reduce` in place of the command's parser: keeps what the caller needs
+/// of a long answer instead of the whole list (in the async front that list would be part of
+/// every future that runs the command).
+fn command_reduced<Ch: Channel, C: Command, T>(
+    ch: &mut Ch,
+    cmd: &C,
+    mut reduce: impl FnMut(&[u8]) -> Result<T>,
+) -> Ret!(Result<T>) {
+    run!({
+        let mut out = None;
+        aw!(command_line(ch, cmd, Kind::Plain, cmd.timeout_ms(), &mut |resp| {
+            out = Some(reduce(resp)?);
+            Ok(())
+        }))?;
+        out.ok_or(Error::Parse)
+    })
+}
+
 /// The one (non-generic) path of [`command_with`].
 pub fn command_line<Ch: Channel>(
     ch: &mut Ch,
@@ -278,15 +296,7 @@ pub fn activate_context<Ch: Channel>(ch: &mut Ch, context_id: u8) -> Ret!(Result
 /// is not kept by the caller: in the async front it would be part of every future that may
 /// activate a context).
 fn active_address<Ch: Channel>(ch: &mut Ch, context_id: u8) -> Ret!(Result<Option<Option<IpAddr>>>) {
-    run!({
-        let mut found = None;
-        let cmd = QiactRead;
-        aw!(command_line(ch, &cmd, Kind::Plain, cmd.timeout_ms(), &mut |resp| {
-            found = QiactRead::active_address(resp, context_id)?;
-            Ok(())
-        }))?;
-        Ok(found)
-    })
+    command_reduced(ch, &QiactRead, move |resp| QiactRead::active_address(resp, context_id))
 }
 
 /// Deactivates a context (`AT+QIDEACT`, up to 40 s). Figure 1: no answer in 40 s, or three
@@ -352,13 +362,14 @@ pub fn ensure_context<Ch: Channel>(ch: &mut Ch, context_id: u8) -> Ret!(Result<(
 /// fit the response buffer, each connectID is queried on its own (`AT+QISTATE=1,<id>`).
 pub fn close_stale_sockets<Ch: Channel>(ch: &mut Ch) -> Ret!(Result<u8>) {
     run!({
-        let open = match aw!(open_connect_ids(ch, Qistate::All)) {
+        // a bit per connectID the modem lists (the list itself is not kept)
+        let open = match aw!(command_reduced(ch, &Qistate::All, Qistate::connect_ids)) {
             // twelve sockets with long (IPv6) addresses do not fit the response buffer
             // (`core::RESP_CAP`): ask one connectID at a time
             Err(Error::Overflow) => {
                 let mut open = 0;
                 for id in 0..crate::socket::CONNECT_IDS as u8 {
-                    open |= aw!(open_connect_ids(ch, Qistate::Socket(id)))?;
+                    open |= aw!(command_reduced(ch, &Qistate::Socket(id), Qistate::connect_ids))?;
                 }
                 open
             }
@@ -382,21 +393,6 @@ pub fn close_stale_sockets<Ch: Channel>(ch: &mut Ch) -> Ret!(Result<u8>) {
             }
         });
         Ok(closed)
-    })
-}
-
-/// `AT+QISTATE`, reduced to a bit per connectID it lists (the list is not kept by the caller).
-fn open_connect_ids<Ch: Channel>(ch: &mut Ch, which: Qistate) -> Ret!(Result<u16>) {
-    run!({
-        let mut open = 0u16;
-        aw!(command_line(ch, &which, Kind::Plain, which.timeout_ms(), &mut |resp| {
-            for params in crate::commands::lines(resp).filter_map(|l| crate::wire::after_prefix(l, b"+QISTATE:")) {
-                let s = crate::commands::parse_socket_status(params)?;
-                open |= 1u16.checked_shl(u32::from(s.connect_id)).unwrap_or(0);
-            }
-            Ok(())
-        }))?;
-        Ok(open)
     })
 }
 

@@ -221,8 +221,8 @@ impl quectel_bg96::clock::Clock for TickClock {
     }
 }
 
-/// The field-profile bring-up of a modem whose firmware has no `recvind`.
-/// The commands and answers of a plain bring-up (firmware without `recvind`).
+/// The commands and answers of the field-profile bring-up of a modem whose firmware has no
+/// `recvind`.
 pub fn bring_up_steps() -> Vec<(&'static str, String)> {
     [
         ("AT\r", "AT\r\r\nOK\r\n"),
@@ -248,6 +248,7 @@ pub fn bring_up_steps() -> Vec<(&'static str, String)> {
     .collect()
 }
 
+/// [`bring_up_steps`], scripted.
 pub fn bring_up_script(s: &Script) {
     for (c, r) in bring_up_steps() {
         s.exchange(c, &r);
