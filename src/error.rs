@@ -192,8 +192,8 @@ pub enum Error {
     /// A datagram of `len` bytes did not fit the caller's buffer. The part that fits was written
     /// to the buffer and the datagram is consumed: the BG96 hands out each datagram once.
     Truncated {
-        /// The size of the whole datagram.
-        len: usize,
+        /// The size of the whole datagram (the BG96 carries at most 1460 bytes in one).
+        len: u16,
     },
     /// The name has no address of the requested type.
     NotFound,
@@ -207,8 +207,8 @@ pub enum Error {
     NotRegistered,
     /// The modem needs a reboot but the reboot back-off (Figure 1) does not allow one yet.
     RebootBackoff {
-        /// Seconds until the next reboot is allowed.
-        retry_in_s: u32,
+        /// Seconds until the next reboot is allowed (at most `u16::MAX`, about 18 hours).
+        retry_in_s: u16,
     },
 }
 

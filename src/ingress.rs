@@ -393,12 +393,17 @@ fn is_echo(line: &[u8]) -> bool {
 
 /// Parses a final result code.
 pub fn parse_final(line: &[u8]) -> Option<Final> {
+    const FINALS: [(&[u8], Final); 5] = [
+        (b"OK", Final::Ok),
+        (b"ERROR", Final::Error),
+        (b"SEND OK", Final::SendOk),
+        (b"SEND FAIL", Final::SendFail),
+        (b"NO CARRIER", Final::NoCarrier),
+    ];
+    if let Some(f) = wire::lookup(&FINALS, line) {
+        return Some(f);
+    }
     Some(match line {
-        b"OK" => Final::Ok,
-        b"ERROR" => Final::Error,
-        b"SEND OK" => Final::SendOk,
-        b"SEND FAIL" => Final::SendFail,
-        b"NO CARRIER" => Final::NoCarrier,
         _ if line.starts_with(b"CONNECT") => Final::Connect,
         _ => {
             if let Some(code) = after_prefix(line, b"+CME ERROR:") {

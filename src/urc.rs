@@ -140,14 +140,34 @@ pub fn parse(line: &[u8]) -> Option<Urc<'_>> {
     None
 }
 
+/// The kinds of `+QIURC` (the quoted first field).
+#[derive(Clone, Copy)]
+enum QiurcKind {
+    Recv,
+    Closed,
+    Incoming,
+    IncomingFull,
+    PdpDeact,
+    Dnsgip,
+}
+
 fn parse_qiurc(p: &[u8]) -> Option<Urc<'_>> {
     let mut f = fields(p);
     let kind = match f.next()? {
         [b'"', inner @ .., b'"'] => inner,
         _ => return None,
     };
-    match kind {
-        b"recv" => {
+    use QiurcKind as K;
+    const KINDS: [(&[u8], QiurcKind); 6] = [
+        (b"recv", K::Recv),
+        (b"closed", K::Closed),
+        (b"incoming", K::Incoming),
+        (b"incoming full", K::IncomingFull),
+        (b"pdpdeact", K::PdpDeact),
+        (b"dnsgip", K::Dnsgip),
+    ];
+    match wire::lookup(&KINDS, kind)? {
+        K::Recv => {
             let connect_id = f.u8().filter(|id| *id <= 11)?;
             let len = match f.next() {
                 None => None,
@@ -155,17 +175,17 @@ fn parse_qiurc(p: &[u8]) -> Option<Urc<'_>> {
             };
             Some(Urc::Recv { connect_id, len })
         }
-        b"closed" => Some(Urc::Closed { connect_id: f.u8().filter(|id| *id <= 11)? }),
-        b"incoming" => {
+        K::Closed => Some(Urc::Closed { connect_id: f.u8().filter(|id| *id <= 11)? }),
+        K::Incoming => {
             let connect_id = f.u8().filter(|id| *id <= 11)?;
             let server_id = f.u8().filter(|id| *id <= 11)?;
             let ip = f.ip()?;
             let port = f.u16()?;
             Some(Urc::Incoming { connect_id, server_id, remote: SocketAddr::new(ip, port) })
         }
-        b"incoming full" => Some(Urc::IncomingFull),
-        b"pdpdeact" => Some(Urc::PdpDeact { context_id: f.u8().filter(|c| (1..=16).contains(c))? }),
-        b"dnsgip" => {
+        K::IncomingFull => Some(Urc::IncomingFull),
+        K::PdpDeact => Some(Urc::PdpDeact { context_id: f.u8().filter(|c| (1..=16).contains(c))? }),
+        K::Dnsgip => {
             let first = f.clone().next()?;
             if first.starts_with(b"\"") {
                 return Some(Urc::DnsAddress(f.ip()));
@@ -175,7 +195,6 @@ fn parse_qiurc(p: &[u8]) -> Option<Urc<'_>> {
             let ttl = f.u32().unwrap_or(0);
             Some(Urc::DnsResult { err, count, ttl })
         }
-        _ => None,
     }
 }
 

@@ -10,24 +10,36 @@ use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 use crate::error::{Error, Result};
 
 /// Where command bytes go: a buffer (for [`atat::AtatCmd::write`] and tests) or the serial port.
+///
+/// Writing to a sink never fails the writer: a sink that can fail (a buffer that fills up,
+/// a serial port that reports an error) remembers it, ignores what comes after, and its owner
+/// checks once the command is written ([`SliceSink::finish`]). Command writers then need no
+/// error check after every piece, which is most of their code on a microcontroller; their
+/// own `Result` reports arguments the modem cannot take.
 pub trait Sink {
     /// Append bytes.
-    fn put(&mut self, bytes: &[u8]) -> Result<()>;
+    fn put(&mut self, bytes: &[u8]);
 }
 
 /// A [`Sink`] over a caller's slice.
 pub struct SliceSink<'a> {
     buf: &'a mut [u8],
     len: usize,
+    overflow: bool,
 }
 
 impl<'a> SliceSink<'a> {
     /// A sink that fills `buf` from its start.
     pub fn new(buf: &'a mut [u8]) -> Self {
-        Self { buf, len: 0 }
+        Self { buf, len: 0, overflow: false }
     }
 
-    /// The bytes written so far.
+    /// The length written, or [`Error::Overflow`] if what was written did not fit.
+    pub fn finish(&self) -> Result<usize> {
+        if self.overflow { Err(Error::Overflow) } else { Ok(self.len) }
+    }
+
+    /// The bytes written so far (the part that fitted, after an overflow).
     pub fn written(&self) -> &[u8] {
         self.buf.get(..self.len).unwrap_or(&[])
     }
@@ -44,12 +56,15 @@ impl<'a> SliceSink<'a> {
 }
 
 impl Sink for SliceSink<'_> {
-    fn put(&mut self, bytes: &[u8]) -> Result<()> {
-        let end = self.len.checked_add(bytes.len()).ok_or(Error::Overflow)?;
-        let dst = self.buf.get_mut(self.len..end).ok_or(Error::Overflow)?;
-        dst.copy_from_slice(bytes);
-        self.len = end;
-        Ok(())
+    fn put(&mut self, bytes: &[u8]) {
+        let end = self.len.saturating_add(bytes.len());
+        match self.buf.get_mut(self.len..end) {
+            Some(dst) if !self.overflow => {
+                dst.copy_from_slice(bytes);
+                self.len = end;
+            }
+            _ => self.overflow = true,
+        }
     }
 }
 
@@ -58,15 +73,7 @@ impl Sink for SliceSink<'_> {
 pub struct Discard;
 
 impl Sink for Discard {
-    fn put(&mut self, _: &[u8]) -> Result<()> {
-        Ok(())
-    }
-}
-
-impl<const N: usize> Sink for heapless::Vec<u8, N> {
-    fn put(&mut self, bytes: &[u8]) -> Result<()> {
-        self.extend_from_slice(bytes).map_err(|_| Error::Overflow)
-    }
+    fn put(&mut self, _: &[u8]) {}
 }
 
 /// A [`Sink`] that keeps `N` bytes of what is written, from byte `skip` on, and counts the
@@ -102,9 +109,9 @@ impl<const N: usize> Window<N> {
 }
 
 impl<const N: usize> Sink for Window<N> {
-    fn put(&mut self, bytes: &[u8]) -> Result<()> {
+    fn put(&mut self, bytes: &[u8]) {
         let start = self.total;
-        self.total = start.checked_add(bytes.len()).ok_or(Error::Overflow)?;
+        self.total = start.saturating_add(bytes.len());
         // the part of `bytes` at or after `skip + len` that still fits the window
         let next = self.skip.saturating_add(self.len);
         let from = next.saturating_sub(start);
@@ -116,12 +123,11 @@ impl<const N: usize> Sink for Window<N> {
                 self.len += src.len();
             }
         }
-        Ok(())
     }
 }
 
 /// Writes an unsigned decimal number.
-pub fn put_u32(sink: &mut dyn Sink, mut value: u32) -> Result<()> {
+pub fn put_u32(sink: &mut dyn Sink, mut value: u32) {
     let mut digits = [0u8; 10];
     let mut start = digits.len();
     loop {
@@ -134,13 +140,13 @@ pub fn put_u32(sink: &mut dyn Sink, mut value: u32) -> Result<()> {
             break;
         }
     }
-    sink.put(digits.get(start..).unwrap_or(&[]))
+    sink.put(digits.get(start..).unwrap_or(&[]));
 }
 
 /// Writes a comma and then an unsigned decimal number.
-pub fn put_arg_u32(sink: &mut dyn Sink, value: u32) -> Result<()> {
-    sink.put(b",")?;
-    put_u32(sink, value)
+pub fn put_arg_u32(sink: &mut dyn Sink, value: u32) {
+    sink.put(b",");
+    put_u32(sink, value);
 }
 
 /// Whether the modem can carry `s` inside double quotes: printable ASCII without `"`.
@@ -153,40 +159,42 @@ pub fn put_quoted(sink: &mut dyn Sink, s: &str, max: usize) -> Result<()> {
     if s.len() > max || !quotable(s) {
         return Err(Error::InvalidArgument);
     }
-    sink.put(b"\"")?;
-    sink.put(s.as_bytes())?;
-    sink.put(b"\"")
+    sink.put(b"\"");
+    sink.put(s.as_bytes());
+    sink.put(b"\"");
+    Ok(())
 }
 
 /// Writes an IP address in quotes, IPv6 without `::` compression (the BG96 rejects it).
 pub fn put_ip(sink: &mut dyn Sink, ip: IpAddr) -> Result<()> {
-    sink.put(b"\"")?;
+    sink.put(b"\"");
     match ip {
         IpAddr::V4(v4) => {
             for (i, octet) in v4.octets().iter().enumerate() {
                 if i > 0 {
-                    sink.put(b".")?;
+                    sink.put(b".");
                 }
-                put_u32(sink, u32::from(*octet))?;
+                put_u32(sink, u32::from(*octet));
             }
         }
         #[cfg(feature = "ipv6")]
         IpAddr::V6(v6) => {
             for (i, seg) in v6.segments().iter().enumerate() {
                 if i > 0 {
-                    sink.put(b":")?;
+                    sink.put(b":");
                 }
-                put_hex16(sink, *seg)?;
+                put_hex16(sink, *seg);
             }
         }
         #[cfg(not(feature = "ipv6"))]
         IpAddr::V6(_) => return Err(crate::error::Error::NotSupported),
     }
-    sink.put(b"\"")
+    sink.put(b"\"");
+    Ok(())
 }
 
 #[cfg(feature = "ipv6")]
-fn put_hex16(sink: &mut dyn Sink, v: u16) -> Result<()> {
+fn put_hex16(sink: &mut dyn Sink, v: u16) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut out = [0u8; 4];
     let mut n = 0;
@@ -201,11 +209,11 @@ fn put_hex16(sink: &mut dyn Sink, v: u16) -> Result<()> {
             n += 1;
         }
     }
-    sink.put(out.get(..n).unwrap_or(&[]))
+    sink.put(out.get(..n).unwrap_or(&[]));
 }
 
 /// Writes bytes as upper-case hex digits (for `AT+QISENDEX`).
-pub fn put_hex(sink: &mut dyn Sink, data: &[u8]) -> Result<()> {
+pub fn put_hex(sink: &mut dyn Sink, data: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for chunk in data.chunks(32) {
         let mut out = [0u8; 64];
@@ -216,13 +224,19 @@ pub fn put_hex(sink: &mut dyn Sink, data: &[u8]) -> Result<()> {
                 }
             }
         }
-        sink.put(out.get(..2 * chunk.len()).unwrap_or(&[]))?;
+        sink.put(out.get(..2 * chunk.len()).unwrap_or(&[]));
     }
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
 // Parsing
+
+/// The value `key` maps to in `table`. One loop over a table instead of a `match` on byte
+/// strings: rustc compiles each such `match` into its own chain of length checks and
+/// comparisons, which costs flash in every parser.
+pub fn lookup<T: Copy>(table: &[(&[u8], T)], key: &[u8]) -> Option<T> {
+    table.iter().find(|(name, _)| *name == key).map(|(_, value)| *value)
+}
 
 /// The text after `prefix` (e.g. `+QIACT:`) with leading spaces removed, if `line` starts with it.
 pub fn after_prefix<'a>(line: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
@@ -346,7 +360,7 @@ pub fn parse_i32(digits: &[u8]) -> Option<i32> {
 ///
 /// A small parser of its own: `core::net`'s general one costs kilobytes of flash.
 pub fn parse_ip(text: &[u8]) -> Option<IpAddr> {
-    if text.contains(&b':') {
+    if has(text, b':') {
         #[cfg(feature = "ipv6")]
         return parse_ipv6(text).map(IpAddr::V6);
         #[cfg(not(feature = "ipv6"))]
@@ -371,6 +385,11 @@ fn parse_ipv4(text: &[u8]) -> Option<Ipv4Addr> {
 #[cfg(feature = "ipv6")]
 /// Colon-separated hex groups; where `v4_tail` allows, the last group may be a
 /// dotted IPv4 address (`::ffff:10.0.0.1`), which fills two groups.
+/// Whether `text` holds `byte` (`<[u8]>::contains` brings a 156-byte `memchr` along).
+fn has(text: &[u8], byte: u8) -> bool {
+    text.iter().any(|&b| b == byte)
+}
+
 fn parse_groups(text: &[u8], out: &mut [u16; 8], v4_tail: bool) -> Option<usize> {
     if text.is_empty() {
         return Some(0);
@@ -378,7 +397,7 @@ fn parse_groups(text: &[u8], out: &mut [u16; 8], v4_tail: bool) -> Option<usize>
     let mut n = 0;
     let mut groups = text.split(|&b| b == b':').peekable();
     while let Some(g) = groups.next() {
-        if v4_tail && groups.peek().is_none() && g.contains(&b'.') {
+        if v4_tail && groups.peek().is_none() && has(g, b'.') {
             let [a, b, c, d] = parse_ipv4(g)?.octets();
             *out.get_mut(n)? = u16::from_be_bytes([a, b]);
             *out.get_mut(n + 1)? = u16::from_be_bytes([c, d]);
@@ -431,10 +450,12 @@ mod tests {
 
     use super::*;
 
-    fn written(f: impl FnOnce(&mut dyn Sink) -> Result<()>) -> heapless::Vec<u8, 128> {
-        let mut v = heapless::Vec::<u8, 128>::new();
-        f(&mut v).unwrap();
-        v
+    fn written<R>(f: impl FnOnce(&mut dyn Sink) -> R) -> Vec<u8> {
+        let mut buf = [0u8; 128];
+        let mut s = SliceSink::new(&mut buf);
+        f(&mut s);
+        let n = s.finish().unwrap();
+        buf[..n].to_vec()
     }
 
     #[test]
@@ -453,7 +474,7 @@ mod tests {
     #[test]
     fn ip_addresses_are_written_as_the_bg96_wants_them() {
         let v4: IpAddr = "220.180.239.212".parse().unwrap();
-        assert_eq!(&written(|s| put_ip(s, v4))[..], b"\"220.180.239.212\"");
+        assert_eq!(&written(|s| put_ip(s, v4).unwrap())[..], b"\"220.180.239.212\"");
         for s in ["0.0.0.0", "255.255.255.255", "10.7.157.1"] {
             assert_eq!(parse_ip(s.as_bytes()), Some(s.parse().unwrap()), "{s}");
         }
@@ -476,7 +497,7 @@ mod tests {
     #[test]
     fn ipv6_addresses_are_written_in_full_and_parsed_in_every_form() {
         let v6: IpAddr = "2001:db8::1".parse().unwrap();
-        assert_eq!(&written(|s| put_ip(s, v6))[..], b"\"2001:DB8:0:0:0:0:0:1\"");
+        assert_eq!(&written(|s| put_ip(s, v6).unwrap())[..], b"\"2001:DB8:0:0:0:0:0:1\"");
         assert_eq!(parse_ip(b"2001:DB8:0:0:0:0:0:1"), Some(v6));
         for s in [
             "::",
@@ -519,8 +540,9 @@ mod tests {
 
     #[test]
     fn quoted_strings_are_checked() {
-        assert_eq!(&written(|s| put_quoted(s, "UNINET", 100))[..], b"\"UNINET\"");
-        let mut v = heapless::Vec::<u8, 128>::new();
+        assert_eq!(&written(|s| put_quoted(s, "UNINET", 100).unwrap())[..], b"\"UNINET\"");
+        let mut buf = [0u8; 128];
+        let mut v = SliceSink::new(&mut buf);
         assert_eq!(put_quoted(&mut v, "a\"b", 100), Err(Error::InvalidArgument));
         assert_eq!(put_quoted(&mut v, "a\r\nAT", 100), Err(Error::InvalidArgument));
         assert_eq!(put_quoted(&mut v, "abcdef", 5), Err(Error::InvalidArgument));
@@ -533,7 +555,7 @@ mod tests {
         loop {
             let mut w = Window::<N>::new(out.len());
             for p in parts {
-                w.put(p).unwrap();
+                w.put(p);
             }
             assert_eq!(w.total(), parts.concat().len());
             out.extend_from_slice(w.bytes());
@@ -560,8 +582,12 @@ mod tests {
     fn slice_sink_overflow_is_an_error() {
         let mut buf = [0u8; 4];
         let mut s = SliceSink::new(&mut buf);
-        assert!(s.put(b"AT").is_ok());
-        assert_eq!(s.put(b"+QI"), Err(Error::Overflow));
+        s.put(b"AT");
+        assert_eq!(s.finish(), Ok(2));
+        s.put(b"+QI");
+        // what does not fit is an error, and nothing after it is written, even if it would fit
+        s.put(b"X");
+        assert_eq!(s.finish(), Err(Error::Overflow));
         assert_eq!(s.written(), b"AT");
     }
 

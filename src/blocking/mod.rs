@@ -167,32 +167,36 @@ struct Inner<S, C, P> {
     dns_query: Option<DnsQuery>,
 }
 
-/// Writes a command line to the serial port in small pieces.
+/// Writes a command line to the serial port in small pieces; the first serial error ends
+/// the writing and is what [`SerialSink::flush`] returns.
 struct SerialSink<'a, S> {
     serial: &'a mut S,
     buf: heapless::Vec<u8, TX_CHUNK>,
+    error: Option<Error>,
 }
 
 impl<S: Write> SerialSink<'_, S> {
     fn flush(&mut self) -> Result<()> {
-        self.serial.write_all(&self.buf).map_err(serial_error)?;
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let written = self.serial.write_all(&self.buf).map_err(serial_error);
         self.buf.clear();
-        Ok(())
+        written.inspect_err(|e| self.error = Some(*e))
     }
 }
 
 impl<S: Write> Sink for SerialSink<'_, S> {
-    fn put(&mut self, mut bytes: &[u8]) -> Result<()> {
-        while !bytes.is_empty() {
+    fn put(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() && self.error.is_none() {
             let room = TX_CHUNK - self.buf.len();
             let (now, later) = bytes.split_at(room.min(bytes.len()));
             let _ = self.buf.extend_from_slice(now);
             if self.buf.is_full() {
-                self.flush()?;
+                let _ = self.flush();
             }
             bytes = later;
         }
-        Ok(())
     }
 }
 
@@ -273,7 +277,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
     }
 
     fn write_command(&mut self, cmd: &dyn CommandLine) -> Result<()> {
-        let mut sink = SerialSink { serial: &mut self.serial, buf: heapless::Vec::new() };
+        let mut sink = SerialSink { serial: &mut self.serial, buf: heapless::Vec::new(), error: None };
         cmd.write_line(&mut sink)?;
         sink.flush()?;
         self.serial.flush().map_err(serial_error)

@@ -93,9 +93,10 @@ impl QicfgSetting<'_> {
 }
 
 fn put_name(sink: &mut dyn Sink, name: QicfgName) -> Result<()> {
-    sink.put(b"AT+QICFG=\"")?;
-    sink.put(name.as_str().as_bytes())?;
-    sink.put(b"\"")
+    sink.put(b"AT+QICFG=\"");
+    sink.put(name.as_str().as_bytes());
+    sink.put(b"\"");
+    Ok(())
 }
 
 /// `AT+QICFG=<setting>,<value>`: change a setting.
@@ -122,24 +123,25 @@ impl Command for Qicfg<'_> {
         }
         put_name(sink, s.name())?;
         match s {
-            QicfgSetting::TransPktSize(v) => wire::put_arg_u32(sink, u32::from(v))?,
-            QicfgSetting::TransWaitTm(v) | QicfgSetting::ViewMode(v) => wire::put_arg_u32(sink, u32::from(v))?,
+            QicfgSetting::TransPktSize(v) => wire::put_arg_u32(sink, u32::from(v)),
+            QicfgSetting::TransWaitTm(v) | QicfgSetting::ViewMode(v) => wire::put_arg_u32(sink, u32::from(v)),
             QicfgSetting::DataFormat { send_hex, recv_hex } => {
-                wire::put_arg_u32(sink, u32::from(send_hex))?;
-                wire::put_arg_u32(sink, u32::from(recv_hex))?;
+                wire::put_arg_u32(sink, u32::from(send_hex));
+                wire::put_arg_u32(sink, u32::from(recv_hex));
             }
-            QicfgSetting::RecvInd(on) => wire::put_arg_u32(sink, u32::from(on))?,
+            QicfgSetting::RecvInd(on) => wire::put_arg_u32(sink, u32::from(on)),
             QicfgSetting::Prefix { prefix, length } => {
-                sink.put(b",")?;
+                sink.put(b",");
                 wire::put_quoted(sink, prefix, 64)?;
-                wire::put_arg_u32(sink, u32::from(length))?;
+                wire::put_arg_u32(sink, u32::from(length));
             }
             QicfgSetting::TcpRetransCfg { max_backoffs, max_rto } => {
-                wire::put_arg_u32(sink, u32::from(max_backoffs))?;
-                wire::put_arg_u32(sink, u32::from(max_rto))?;
+                wire::put_arg_u32(sink, u32::from(max_backoffs));
+                wire::put_arg_u32(sink, u32::from(max_rto));
             }
         }
-        sink.put(b"\r")
+        sink.put(b"\r");
+        Ok(())
     }
     fn parse_lines(&self, _: &[u8]) -> Result<NoResponse> {
         Ok(NoResponse)
@@ -184,7 +186,8 @@ impl Command for QicfgQuery {
     const PREFIX: &'static [u8] = b"+QICFG:";
     fn write_to(&self, sink: &mut dyn Sink) -> Result<()> {
         put_name(sink, self.0)?;
-        sink.put(b"\r")
+        sink.put(b"\r");
+        Ok(())
     }
     fn parse_lines(&self, resp: &[u8]) -> Result<QicfgValue> {
         let params = first_with(resp, b"+QICFG:");

@@ -105,17 +105,18 @@ impl Command for Qicsgp<'_> {
         if !wire::quotable(self.apn) || !wire::quotable(self.username) || !wire::quotable(self.password) {
             return Err(Error::InvalidArgument);
         }
-        sink.put(b"AT+QICSGP=")?;
-        wire::put_u32(sink, u32::from(self.context_id))?;
-        wire::put_arg_u32(sink, u32::from(self.context_type.code()))?;
-        sink.put(b",")?;
+        sink.put(b"AT+QICSGP=");
+        wire::put_u32(sink, u32::from(self.context_id));
+        wire::put_arg_u32(sink, u32::from(self.context_type.code()));
+        sink.put(b",");
         wire::put_quoted(sink, self.apn, MAX_APN_LEN)?;
-        sink.put(b",")?;
+        sink.put(b",");
         wire::put_quoted(sink, self.username, MAX_CREDENTIAL_LEN)?;
-        sink.put(b",")?;
+        sink.put(b",");
         wire::put_quoted(sink, self.password, MAX_CREDENTIAL_LEN)?;
-        wire::put_arg_u32(sink, u32::from(self.authentication.code()))?;
-        sink.put(b"\r")
+        wire::put_arg_u32(sink, u32::from(self.authentication.code()));
+        sink.put(b"\r");
+        Ok(())
     }
     fn parse_lines(&self, _: &[u8]) -> Result<NoResponse> {
         Ok(NoResponse)
@@ -154,9 +155,10 @@ impl Command for QicsgpQuery {
     const PREFIX: &'static [u8] = b"+QICSGP:";
     fn write_to(&self, sink: &mut dyn Sink) -> Result<()> {
         check_context(self.context_id)?;
-        sink.put(b"AT+QICSGP=")?;
-        wire::put_u32(sink, u32::from(self.context_id))?;
-        sink.put(b"\r")
+        sink.put(b"AT+QICSGP=");
+        wire::put_u32(sink, u32::from(self.context_id));
+        sink.put(b"\r");
+        Ok(())
     }
     fn parse_lines(&self, resp: &[u8]) -> Result<ContextConfig> {
         let mut f = fields(first_with(resp, b"+QICSGP:")?);
@@ -180,9 +182,10 @@ impl Command for Qiact {
     const PREFIX: &'static [u8] = NO_INFO;
     fn write_to(&self, sink: &mut dyn Sink) -> Result<()> {
         check_context(self.context_id)?;
-        sink.put(b"AT+QIACT=")?;
-        wire::put_u32(sink, u32::from(self.context_id))?;
-        sink.put(b"\r")
+        sink.put(b"AT+QIACT=");
+        wire::put_u32(sink, u32::from(self.context_id));
+        sink.put(b"\r");
+        Ok(())
     }
     fn parse_lines(&self, _: &[u8]) -> Result<NoResponse> {
         Ok(NoResponse)
@@ -214,7 +217,8 @@ pub struct QiactRead;
 impl Command for QiactRead {
     const PREFIX: &'static [u8] = b"+QIACT:";
     fn write_to(&self, sink: &mut dyn Sink) -> Result<()> {
-        sink.put(b"AT+QIACT?\r")
+        sink.put(b"AT+QIACT?\r");
+        Ok(())
     }
     fn parse_lines(&self, resp: &[u8]) -> Result<ContextStates> {
         let mut out = ContextStates::new();
@@ -266,9 +270,10 @@ impl Command for Qideact {
     const PREFIX: &'static [u8] = NO_INFO;
     fn write_to(&self, sink: &mut dyn Sink) -> Result<()> {
         check_context(self.context_id)?;
-        sink.put(b"AT+QIDEACT=")?;
-        wire::put_u32(sink, u32::from(self.context_id))?;
-        sink.put(b"\r")
+        sink.put(b"AT+QIDEACT=");
+        wire::put_u32(sink, u32::from(self.context_id));
+        sink.put(b"\r");
+        Ok(())
     }
     fn parse_lines(&self, _: &[u8]) -> Result<NoResponse> {
         Ok(NoResponse)

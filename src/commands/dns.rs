@@ -23,15 +23,16 @@ impl Command for Qidnscfg {
     const PREFIX: &'static [u8] = NO_INFO;
     fn write_to(&self, sink: &mut dyn Sink) -> Result<()> {
         check_context(self.context_id)?;
-        sink.put(b"AT+QIDNSCFG=")?;
-        wire::put_u32(sink, u32::from(self.context_id))?;
-        sink.put(b",")?;
+        sink.put(b"AT+QIDNSCFG=");
+        wire::put_u32(sink, u32::from(self.context_id));
+        sink.put(b",");
         wire::put_ip(sink, self.primary)?;
         if let Some(sec) = self.secondary {
-            sink.put(b",")?;
+            sink.put(b",");
             wire::put_ip(sink, sec)?;
         }
-        sink.put(b"\r")
+        sink.put(b"\r");
+        Ok(())
     }
     fn parse_lines(&self, _: &[u8]) -> Result<NoResponse> {
         Ok(NoResponse)
@@ -60,9 +61,10 @@ impl Command for QidnscfgQuery {
     const PREFIX: &'static [u8] = b"+QIDNSCFG:";
     fn write_to(&self, sink: &mut dyn Sink) -> Result<()> {
         check_context(self.context_id)?;
-        sink.put(b"AT+QIDNSCFG=")?;
-        wire::put_u32(sink, u32::from(self.context_id))?;
-        sink.put(b"\r")
+        sink.put(b"AT+QIDNSCFG=");
+        wire::put_u32(sink, u32::from(self.context_id));
+        sink.put(b"\r");
+        Ok(())
     }
     fn parse_lines(&self, resp: &[u8]) -> Result<DnsServers> {
         let mut f = fields(first_with(resp, b"+QIDNSCFG:")?);
@@ -88,11 +90,12 @@ impl Command for Qidnsgip<'_> {
         if self.hostname.is_empty() {
             return Err(Error::InvalidArgument);
         }
-        sink.put(b"AT+QIDNSGIP=")?;
-        wire::put_u32(sink, u32::from(self.context_id))?;
-        sink.put(b",")?;
+        sink.put(b"AT+QIDNSGIP=");
+        wire::put_u32(sink, u32::from(self.context_id));
+        sink.put(b",");
         wire::put_quoted(sink, self.hostname, MAX_HOSTNAME_LEN)?;
-        sink.put(b"\r")
+        sink.put(b"\r");
+        Ok(())
     }
     fn parse_lines(&self, _: &[u8]) -> Result<NoResponse> {
         Ok(NoResponse)

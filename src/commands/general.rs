@@ -13,7 +13,8 @@ impl Command for At {
     const PREFIX: &'static [u8] = NO_INFO;
     const TCPIP: bool = false;
     fn write_to(&self, sink: &mut dyn Sink) -> Result<()> {
-        sink.put(b"AT\r")
+        sink.put(b"AT\r");
+        Ok(())
     }
     fn parse_lines(&self, _: &[u8]) -> Result<NoResponse> {
         Ok(NoResponse)
@@ -31,7 +32,8 @@ impl Command for Ate {
     const PREFIX: &'static [u8] = NO_INFO;
     const TCPIP: bool = false;
     fn write_to(&self, sink: &mut dyn Sink) -> Result<()> {
-        sink.put(if self.echo { b"ATE1\r" } else { b"ATE0\r" })
+        sink.put(if self.echo { b"ATE1\r" } else { b"ATE0\r" });
+        Ok(())
     }
     fn parse_lines(&self, _: &[u8]) -> Result<NoResponse> {
         Ok(NoResponse)
@@ -52,9 +54,10 @@ impl Command for Cmee {
         if self.mode > 2 {
             return Err(Error::InvalidArgument);
         }
-        sink.put(b"AT+CMEE=")?;
-        wire::put_u32(sink, u32::from(self.mode))?;
-        sink.put(b"\r")
+        sink.put(b"AT+CMEE=");
+        wire::put_u32(sink, u32::from(self.mode));
+        sink.put(b"\r");
+        Ok(())
     }
     fn parse_lines(&self, _: &[u8]) -> Result<NoResponse> {
         Ok(NoResponse)
@@ -97,7 +100,8 @@ impl Command for Ati {
     const PREFIX: &'static [u8] = b"";
     const TCPIP: bool = false;
     fn write_to(&self, sink: &mut dyn Sink) -> Result<()> {
-        sink.put(b"ATI\r")
+        sink.put(b"ATI\r");
+        Ok(())
     }
     fn parse_lines(&self, resp: &[u8]) -> Result<Identification> {
         let mut it = lines(resp);
@@ -121,7 +125,8 @@ impl Command for Qgmr {
     const PREFIX: &'static [u8] = b"";
     const TCPIP: bool = false;
     fn write_to(&self, sink: &mut dyn Sink) -> Result<()> {
-        sink.put(b"AT+QGMR\r")
+        sink.put(b"AT+QGMR\r");
+        Ok(())
     }
     fn parse_lines(&self, resp: &[u8]) -> Result<Revision> {
         lines(resp).next().map(|l| Revision(text(l))).ok_or(Error::Parse)
@@ -147,12 +152,9 @@ impl atat::AtatResp for SimState {}
 impl SimState {
     /// Parses the text after `+CPIN: `.
     pub fn from_bytes(b: &[u8]) -> Self {
-        match b {
-            b"READY" => SimState::Ready,
-            b"SIM PIN" => SimState::Pin,
-            b"SIM PUK" => SimState::Puk,
-            _ => SimState::Other,
-        }
+        const STATES: [(&[u8], SimState); 3] =
+            [(b"READY", SimState::Ready), (b"SIM PIN", SimState::Pin), (b"SIM PUK", SimState::Puk)];
+        crate::wire::lookup(&STATES, b).unwrap_or(SimState::Other)
     }
 }
 
@@ -163,7 +165,8 @@ impl Command for CpinRead {
     const PREFIX: &'static [u8] = b"+CPIN:";
     const TCPIP: bool = false;
     fn write_to(&self, sink: &mut dyn Sink) -> Result<()> {
-        sink.put(b"AT+CPIN?\r")
+        sink.put(b"AT+CPIN?\r");
+        Ok(())
     }
     fn parse_lines(&self, resp: &[u8]) -> Result<SimState> {
         Ok(SimState::from_bytes(first_with(resp, b"+CPIN:")?))
@@ -241,9 +244,10 @@ impl Command for RegistrationRead {
         self.0.prefix()
     }
     fn write_to(&self, sink: &mut dyn Sink) -> Result<()> {
-        sink.put(b"AT")?;
-        sink.put(self.0.prefix().strip_suffix(b":").unwrap_or(b""))?;
-        sink.put(b"?\r")
+        sink.put(b"AT");
+        sink.put(self.0.prefix().strip_suffix(b":").unwrap_or(b""));
+        sink.put(b"?\r");
+        Ok(())
     }
     fn parse_lines(&self, resp: &[u8]) -> Result<Registration> {
         let mut f = fields(first_with(resp, self.0.prefix())?);
@@ -266,9 +270,10 @@ impl Command for Qurccfg<'_> {
         if !matches!(self.port, "uart1" | "usbat" | "usbmodem") {
             return Err(Error::InvalidArgument);
         }
-        sink.put(b"AT+QURCCFG=\"urcport\",")?;
+        sink.put(b"AT+QURCCFG=\"urcport\",");
         wire::put_quoted(sink, self.port, 8)?;
-        sink.put(b"\r")
+        sink.put(b"\r");
+        Ok(())
     }
     fn parse_lines(&self, _: &[u8]) -> Result<NoResponse> {
         Ok(NoResponse)
@@ -291,12 +296,13 @@ impl Command for Cfun {
         if !matches!(self.fun, 0 | 1 | 4) {
             return Err(Error::InvalidArgument);
         }
-        sink.put(b"AT+CFUN=")?;
-        wire::put_u32(sink, u32::from(self.fun))?;
+        sink.put(b"AT+CFUN=");
+        wire::put_u32(sink, u32::from(self.fun));
         if self.reset {
-            sink.put(b",1")?;
+            sink.put(b",1");
         }
-        sink.put(b"\r")
+        sink.put(b"\r");
+        Ok(())
     }
     fn parse_lines(&self, _: &[u8]) -> Result<NoResponse> {
         Ok(NoResponse)
@@ -315,7 +321,8 @@ impl Command for Qpowd {
     const PREFIX: &'static [u8] = NO_INFO;
     const TCPIP: bool = false;
     fn write_to(&self, sink: &mut dyn Sink) -> Result<()> {
-        sink.put(if self.normal { b"AT+QPOWD=1\r" } else { b"AT+QPOWD=0\r" })
+        sink.put(if self.normal { b"AT+QPOWD=1\r" } else { b"AT+QPOWD=0\r" });
+        Ok(())
     }
     fn parse_lines(&self, _: &[u8]) -> Result<NoResponse> {
         Ok(NoResponse)
@@ -333,7 +340,8 @@ impl Command for Ifc {
     const PREFIX: &'static [u8] = b"+IFC:";
     const TCPIP: bool = false;
     fn write_to(&self, sink: &mut dyn Sink) -> Result<()> {
-        sink.put(if self.rts_cts { b"AT+IFC=2,2\r" } else { b"AT+IFC=0,0\r" })
+        sink.put(if self.rts_cts { b"AT+IFC=2,2\r" } else { b"AT+IFC=0,0\r" });
+        Ok(())
     }
     fn parse_lines(&self, _: &[u8]) -> Result<NoResponse> {
         Ok(NoResponse)
@@ -354,9 +362,10 @@ impl Command for AndD {
         if self.mode > 2 {
             return Err(Error::InvalidArgument);
         }
-        sink.put(b"AT&D")?;
-        wire::put_u32(sink, u32::from(self.mode))?;
-        sink.put(b"\r")
+        sink.put(b"AT&D");
+        wire::put_u32(sink, u32::from(self.mode));
+        sink.put(b"\r");
+        Ok(())
     }
     fn parse_lines(&self, _: &[u8]) -> Result<NoResponse> {
         Ok(NoResponse)
@@ -371,7 +380,8 @@ pub struct Ato;
 impl Command for Ato {
     const PREFIX: &'static [u8] = NO_INFO;
     fn write_to(&self, sink: &mut dyn Sink) -> Result<()> {
-        sink.put(b"ATO\r")
+        sink.put(b"ATO\r");
+        Ok(())
     }
     fn parse_lines(&self, _: &[u8]) -> Result<NoResponse> {
         Ok(NoResponse)
@@ -391,7 +401,8 @@ impl Command for CclkRead {
     const PREFIX: &'static [u8] = b"+CCLK:";
     const TCPIP: bool = false;
     fn write_to(&self, sink: &mut dyn Sink) -> Result<()> {
-        sink.put(b"AT+CCLK?\r")
+        sink.put(b"AT+CCLK?\r");
+        Ok(())
     }
     fn parse_lines(&self, resp: &[u8]) -> Result<ClockText> {
         let p = first_with(resp, b"+CCLK:")?;
@@ -424,7 +435,8 @@ impl Command for Qigeterror {
     const PREFIX: &'static [u8] = b"+QIGETERROR:";
     const TCPIP: bool = false;
     fn write_to(&self, sink: &mut dyn Sink) -> Result<()> {
-        sink.put(b"AT+QIGETERROR\r")
+        sink.put(b"AT+QIGETERROR\r");
+        Ok(())
     }
     fn parse_lines(&self, resp: &[u8]) -> Result<LastError> {
         let p = first_with(resp, b"+QIGETERROR:")?;

@@ -153,8 +153,8 @@ macro_rules! atat_command {
 
             fn write(&self, buf: &mut [u8]) -> usize {
                 let mut sink = $crate::wire::SliceSink::new(buf);
-                match $crate::commands::Command::write_to(self, &mut sink) {
-                    Ok(()) => sink.len(),
+                match $crate::commands::Command::write_to(self, &mut sink).and_then(|()| sink.finish()) {
+                    Ok(len) => len,
                     Err(_) => 0,
                 }
             }
@@ -221,14 +221,14 @@ impl ServiceType {
 
     /// Parses a (quote-stripped) service type.
     pub fn from_bytes(b: &[u8]) -> Option<Self> {
-        Some(match b {
-            b"TCP" => ServiceType::Tcp,
-            b"UDP" => ServiceType::Udp,
-            b"TCP LISTENER" => ServiceType::TcpListener,
-            b"TCP INCOMING" => ServiceType::TcpIncoming,
-            b"UDP SERVICE" => ServiceType::UdpService,
-            _ => return None,
-        })
+        const TYPES: [(&[u8], ServiceType); 5] = [
+            (b"TCP", ServiceType::Tcp),
+            (b"UDP", ServiceType::Udp),
+            (b"TCP LISTENER", ServiceType::TcpListener),
+            (b"TCP INCOMING", ServiceType::TcpIncoming),
+            (b"UDP SERVICE", ServiceType::UdpService),
+        ];
+        crate::wire::lookup(&TYPES, b)
     }
 
     /// Whether the service carries datagrams.
@@ -324,19 +324,22 @@ pub(crate) mod tests {
 
     /// The exact bytes a command writes.
     pub fn bytes<C: Command>(cmd: &C) -> String {
-        let mut v: heapless::Vec<u8, 2048> = heapless::Vec::new();
-        cmd.write_to(&mut v).unwrap();
+        let mut out = [0u8; 2048];
+        let mut sink = crate::wire::SliceSink::new(&mut out);
+        cmd.write_to(&mut sink).unwrap();
+        let v = sink.written().to_vec();
+        assert_eq!(sink.finish(), Ok(v.len()));
         // the atat bridge writes the same bytes
         let mut buf = [0u8; 2048];
         let n = atat::AtatCmd::write(cmd, &mut buf);
         assert_eq!(&buf[..n], &v[..]);
-        String::from_utf8(v.to_vec()).unwrap()
+        String::from_utf8(v).unwrap()
     }
 
     /// Whether writing the command is refused.
     pub fn refused<C: Command>(cmd: &C) -> bool {
-        let mut v: heapless::Vec<u8, 2048> = heapless::Vec::new();
-        cmd.write_to(&mut v) == Err(Error::InvalidArgument)
+        let mut buf = [0u8; 2048];
+        cmd.write_to(&mut crate::wire::SliceSink::new(&mut buf)) == Err(Error::InvalidArgument)
     }
 
     /// Parses an answer given as its lines.

@@ -30,24 +30,25 @@ impl Command for Qntp<'_> {
         if self.port == Some(0) {
             return Err(Error::InvalidArgument);
         }
-        sink.put(b"AT+QNTP=")?;
-        wire::put_u32(sink, u32::from(self.context_id))?;
-        sink.put(b",")?;
+        sink.put(b"AT+QNTP=");
+        wire::put_u32(sink, u32::from(self.context_id));
+        sink.put(b",");
         self.server.write_to(sink)?;
         match (self.port, self.set_clock) {
             (Some(p), s) => {
-                wire::put_arg_u32(sink, u32::from(p))?;
+                wire::put_arg_u32(sink, u32::from(p));
                 if let Some(s) = s {
-                    wire::put_arg_u32(sink, u32::from(s))?;
+                    wire::put_arg_u32(sink, u32::from(s));
                 }
             }
             (None, Some(s)) => {
-                sink.put(b",123")?;
-                wire::put_arg_u32(sink, u32::from(s))?;
+                sink.put(b",123");
+                wire::put_arg_u32(sink, u32::from(s));
             }
             (None, None) => {}
         }
-        sink.put(b"\r")
+        sink.put(b"\r");
+        Ok(())
     }
     fn parse_lines(&self, _: &[u8]) -> Result<NoResponse> {
         Ok(NoResponse)
@@ -110,7 +111,8 @@ pub struct QntpRead;
 impl Command for QntpRead {
     const PREFIX: &'static [u8] = b"+QNTP:";
     fn write_to(&self, sink: &mut dyn Sink) -> Result<()> {
-        sink.put(b"AT+QNTP?\r")
+        sink.put(b"AT+QNTP?\r");
+        Ok(())
     }
     fn parse_lines(&self, resp: &[u8]) -> Result<NtpProgress> {
         let Ok(params) = first_with(resp, b"+QNTP:") else {

@@ -38,17 +38,18 @@ impl Command for Qping<'_> {
         if self.count.is_some() && self.timeout_s.is_none() {
             return Err(Error::InvalidArgument);
         }
-        sink.put(b"AT+QPING=")?;
-        wire::put_u32(sink, u32::from(self.context_id))?;
-        sink.put(b",")?;
+        sink.put(b"AT+QPING=");
+        wire::put_u32(sink, u32::from(self.context_id));
+        sink.put(b",");
         self.host.write_to(sink)?;
         if let Some(t) = self.timeout_s {
-            wire::put_arg_u32(sink, u32::from(t))?;
+            wire::put_arg_u32(sink, u32::from(t));
         }
         if let Some(c) = self.count {
-            wire::put_arg_u32(sink, u32::from(c))?;
+            wire::put_arg_u32(sink, u32::from(c));
         }
-        sink.put(b"\r")
+        sink.put(b"\r");
+        Ok(())
     }
     fn parse_lines(&self, _: &[u8]) -> Result<NoResponse> {
         Ok(NoResponse)

@@ -57,21 +57,22 @@ impl Command for Qiopen<'_> {
             _ if !server && self.remote_port == 0 => return Err(Error::InvalidArgument),
             _ => {}
         }
-        sink.put(b"AT+QIOPEN=")?;
-        wire::put_u32(sink, u32::from(self.context_id))?;
-        wire::put_arg_u32(sink, u32::from(self.connect_id))?;
-        sink.put(b",\"")?;
-        sink.put(self.service_type.as_str().as_bytes())?;
-        sink.put(b"\",")?;
+        sink.put(b"AT+QIOPEN=");
+        wire::put_u32(sink, u32::from(self.context_id));
+        wire::put_arg_u32(sink, u32::from(self.connect_id));
+        sink.put(b",\"");
+        sink.put(self.service_type.as_str().as_bytes());
+        sink.put(b"\",");
         if server {
-            sink.put(b"\"127.0.0.1\",0")?;
+            sink.put(b"\"127.0.0.1\",0");
         } else {
             self.remote.write_to(sink)?;
-            wire::put_arg_u32(sink, u32::from(self.remote_port))?;
+            wire::put_arg_u32(sink, u32::from(self.remote_port));
         }
-        wire::put_arg_u32(sink, u32::from(self.local_port))?;
-        wire::put_arg_u32(sink, u32::from(self.access_mode.code()))?;
-        sink.put(b"\r")
+        wire::put_arg_u32(sink, u32::from(self.local_port));
+        wire::put_arg_u32(sink, u32::from(self.access_mode.code()));
+        sink.put(b"\r");
+        Ok(())
     }
     fn parse_lines(&self, _: &[u8]) -> Result<NoResponse> {
         Ok(NoResponse)
@@ -91,15 +92,16 @@ impl Command for Qiclose {
     const PREFIX: &'static [u8] = NO_INFO;
     fn write_to(&self, sink: &mut dyn Sink) -> Result<()> {
         check_connect_id(self.connect_id)?;
-        sink.put(b"AT+QICLOSE=")?;
-        wire::put_u32(sink, u32::from(self.connect_id))?;
+        sink.put(b"AT+QICLOSE=");
+        wire::put_u32(sink, u32::from(self.connect_id));
         if let Some(t) = self.timeout_s {
             if t == 0 {
                 return Err(Error::InvalidArgument);
             }
-            wire::put_arg_u32(sink, u32::from(t))?;
+            wire::put_arg_u32(sink, u32::from(t));
         }
-        sink.put(b"\r")
+        sink.put(b"\r");
+        Ok(())
     }
     fn parse_lines(&self, _: &[u8]) -> Result<NoResponse> {
         Ok(NoResponse)
@@ -213,18 +215,23 @@ impl Command for Qistate {
     const PREFIX: &'static [u8] = b"+QISTATE:";
     fn write_to(&self, sink: &mut dyn Sink) -> Result<()> {
         match *self {
-            Qistate::All => sink.put(b"AT+QISTATE?\r"),
+            Qistate::All => {
+                sink.put(b"AT+QISTATE?\r");
+                Ok(())
+            }
             Qistate::Context(cid) => {
                 check_context(cid)?;
-                sink.put(b"AT+QISTATE=0,")?;
-                wire::put_u32(sink, u32::from(cid))?;
-                sink.put(b"\r")
+                sink.put(b"AT+QISTATE=0,");
+                wire::put_u32(sink, u32::from(cid));
+                sink.put(b"\r");
+                Ok(())
             }
             Qistate::Socket(id) => {
                 check_connect_id(id)?;
-                sink.put(b"AT+QISTATE=1,")?;
-                wire::put_u32(sink, u32::from(id))?;
-                sink.put(b"\r")
+                sink.put(b"AT+QISTATE=1,");
+                wire::put_u32(sink, u32::from(id));
+                sink.put(b"\r");
+                Ok(())
             }
         }
     }
@@ -266,22 +273,23 @@ impl Command for Qisend {
     const PREFIX: &'static [u8] = NO_INFO;
     fn write_to(&self, sink: &mut dyn Sink) -> Result<()> {
         check_connect_id(self.connect_id)?;
-        sink.put(b"AT+QISEND=")?;
-        wire::put_u32(sink, u32::from(self.connect_id))?;
+        sink.put(b"AT+QISEND=");
+        wire::put_u32(sink, u32::from(self.connect_id));
         match (self.len, self.remote) {
             (Some(len), _) if len == 0 || usize::from(len) > MAX_SEND => return Err(Error::InvalidArgument),
             (Some(len), remote) => {
-                wire::put_arg_u32(sink, u32::from(len))?;
+                wire::put_arg_u32(sink, u32::from(len));
                 if let Some(r) = remote {
-                    sink.put(b",")?;
+                    sink.put(b",");
                     wire::put_ip(sink, r.ip())?;
-                    wire::put_arg_u32(sink, u32::from(r.port()))?;
+                    wire::put_arg_u32(sink, u32::from(r.port()));
                 }
             }
             (None, Some(_)) => return Err(Error::InvalidArgument),
             (None, None) => {}
         }
-        sink.put(b"\r")
+        sink.put(b"\r");
+        Ok(())
     }
     fn parse_lines(&self, _: &[u8]) -> Result<NoResponse> {
         Ok(NoResponse)
@@ -312,9 +320,10 @@ impl Command for QisendQuery {
     const PREFIX: &'static [u8] = b"+QISEND:";
     fn write_to(&self, sink: &mut dyn Sink) -> Result<()> {
         check_connect_id(self.connect_id)?;
-        sink.put(b"AT+QISEND=")?;
-        wire::put_u32(sink, u32::from(self.connect_id))?;
-        sink.put(b",0\r")
+        sink.put(b"AT+QISEND=");
+        wire::put_u32(sink, u32::from(self.connect_id));
+        sink.put(b",0\r");
+        Ok(())
     }
     fn parse_lines(&self, resp: &[u8]) -> Result<SendCounters> {
         let mut f = fields(first_with(resp, b"+QISEND:")?);
@@ -340,15 +349,16 @@ impl Command for Qird {
     const PREFIX: &'static [u8] = b"+QIRD:";
     fn write_to(&self, sink: &mut dyn Sink) -> Result<()> {
         check_connect_id(self.connect_id)?;
-        sink.put(b"AT+QIRD=")?;
-        wire::put_u32(sink, u32::from(self.connect_id))?;
+        sink.put(b"AT+QIRD=");
+        wire::put_u32(sink, u32::from(self.connect_id));
         if let Some(len) = self.len {
             if len == 0 || usize::from(len) > MAX_READ {
                 return Err(Error::InvalidArgument);
             }
-            wire::put_arg_u32(sink, u32::from(len))?;
+            wire::put_arg_u32(sink, u32::from(len));
         }
-        sink.put(b"\r")
+        sink.put(b"\r");
+        Ok(())
     }
     fn parse_lines(&self, _: &[u8]) -> Result<NoResponse> {
         Ok(NoResponse)
@@ -379,9 +389,10 @@ impl Command for QirdQuery {
     const PREFIX: &'static [u8] = b"+QIRD:";
     fn write_to(&self, sink: &mut dyn Sink) -> Result<()> {
         check_connect_id(self.connect_id)?;
-        sink.put(b"AT+QIRD=")?;
-        wire::put_u32(sink, u32::from(self.connect_id))?;
-        sink.put(b",0\r")
+        sink.put(b"AT+QIRD=");
+        wire::put_u32(sink, u32::from(self.connect_id));
+        sink.put(b",0\r");
+        Ok(())
     }
     fn parse_lines(&self, resp: &[u8]) -> Result<ReadCounters> {
         let mut f = fields(first_with(resp, b"+QIRD:")?);
@@ -410,11 +421,12 @@ impl Command for Qisendex<'_> {
         if self.data.is_empty() || self.data.len() > MAX_SENDEX {
             return Err(Error::InvalidArgument);
         }
-        sink.put(b"AT+QISENDEX=")?;
-        wire::put_u32(sink, u32::from(self.connect_id))?;
-        sink.put(b",\"")?;
-        wire::put_hex(sink, self.data)?;
-        sink.put(b"\"\r")
+        sink.put(b"AT+QISENDEX=");
+        wire::put_u32(sink, u32::from(self.connect_id));
+        sink.put(b",\"");
+        wire::put_hex(sink, self.data);
+        sink.put(b"\"\r");
+        Ok(())
     }
     fn parse_lines(&self, _: &[u8]) -> Result<NoResponse> {
         Ok(NoResponse)
@@ -435,10 +447,11 @@ impl Command for Qiswtmd {
     const PREFIX: &'static [u8] = NO_INFO;
     fn write_to(&self, sink: &mut dyn Sink) -> Result<()> {
         check_connect_id(self.connect_id)?;
-        sink.put(b"AT+QISWTMD=")?;
-        wire::put_u32(sink, u32::from(self.connect_id))?;
-        wire::put_arg_u32(sink, u32::from(self.access_mode.code()))?;
-        sink.put(b"\r")
+        sink.put(b"AT+QISWTMD=");
+        wire::put_u32(sink, u32::from(self.connect_id));
+        wire::put_arg_u32(sink, u32::from(self.access_mode.code()));
+        sink.put(b"\r");
+        Ok(())
     }
     fn parse_lines(&self, _: &[u8]) -> Result<NoResponse> {
         Ok(NoResponse)
@@ -455,7 +468,8 @@ pub struct Qisde {
 impl Command for Qisde {
     const PREFIX: &'static [u8] = NO_INFO;
     fn write_to(&self, sink: &mut dyn Sink) -> Result<()> {
-        sink.put(if self.echo { b"AT+QISDE=1\r" } else { b"AT+QISDE=0\r" })
+        sink.put(if self.echo { b"AT+QISDE=1\r" } else { b"AT+QISDE=0\r" });
+        Ok(())
     }
     fn parse_lines(&self, _: &[u8]) -> Result<NoResponse> {
         Ok(NoResponse)
@@ -474,7 +488,8 @@ pub struct QisdeRead;
 impl Command for QisdeRead {
     const PREFIX: &'static [u8] = b"+QISDE:";
     fn write_to(&self, sink: &mut dyn Sink) -> Result<()> {
-        sink.put(b"AT+QISDE?\r")
+        sink.put(b"AT+QISDE?\r");
+        Ok(())
     }
     fn parse_lines(&self, resp: &[u8]) -> Result<PayloadEcho> {
         Ok(PayloadEcho(fields(first_with(resp, b"+QISDE:")?).u8().ok_or(Error::Parse)? == 1))

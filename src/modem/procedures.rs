@@ -650,7 +650,7 @@ pub fn read_socket<Ch: Channel>(ch: &mut Ch, r: SlotRef, buf: &mut [u8]) -> Ret!
                 return Ok(if slot.peer_closed { ReadOutcome::Closed } else { ReadOutcome::Empty });
             }
             if info.len > info.copied {
-                return Err(Error::Truncated { len: info.len });
+                return Err(Error::Truncated { len: u16::try_from(info.len).unwrap_or(u16::MAX) });
             }
             Ok(ReadOutcome::Data { len: info.len, remote: info.remote.or(slot.remote) })
         })
@@ -869,7 +869,9 @@ fn reboot_claimed<Ch: Channel>(ch: &mut Ch, config: &Config) -> Ret!(Result<Mode
         if let Some(last) = last {
             let allowed = last + wait;
             if now < allowed {
-                let retry_in_s = u32::try_from(allowed - now).unwrap_or(u32::MAX).div_ceil(1000);
+                // u32 arithmetic: a u64 division would pull in 0.7 KB of compiler builtins
+                let ms = u32::try_from(allowed - now).unwrap_or(u32::MAX);
+                let retry_in_s = u16::try_from(ms.div_ceil(1000)).unwrap_or(u16::MAX);
                 return Err(Error::RebootBackoff { retry_in_s });
             }
         }
