@@ -433,7 +433,7 @@ fn parse_read_header(params: &[u8]) -> Option<(usize, Option<SocketAddr>)> {
             if f.next().is_some() {
                 return None;
             }
-            Some((len, Some(SocketAddr::new(ip, port))))
+            Some((len, Some(wire::socket_addr(ip, port))))
         }
         Some(_) => None,
     }
@@ -459,7 +459,7 @@ fn parse_push_header(line: &[u8]) -> Option<(u8, usize, Option<SocketAddr>)> {
         Some(ip_field) => {
             let ip = wire::parse_ip(wire::unquote(ip_field)?)?;
             let port = f.u16()?;
-            Some((id, len, Some(SocketAddr::new(ip, port))))
+            Some((id, len, Some(wire::socket_addr(ip, port))))
         }
     }
 }

@@ -181,7 +181,7 @@ fn parse_qiurc(p: &[u8]) -> Option<Urc<'_>> {
             let server_id = f.u8().filter(|id| *id <= 11)?;
             let ip = f.ip()?;
             let port = f.u16()?;
-            Some(Urc::Incoming { connect_id, server_id, remote: SocketAddr::new(ip, port) })
+            Some(Urc::Incoming { connect_id, server_id, remote: wire::socket_addr(ip, port) })
         }
         K::IncomingFull => Some(Urc::IncomingFull),
         K::PdpDeact => Some(Urc::PdpDeact { context_id: f.u8().filter(|c| (1..=16).contains(c))? }),

@@ -439,7 +439,9 @@ fn parse_ipv6(text: &[u8]) -> Option<core::net::Ipv6Addr> {
     Some(core::net::Ipv6Addr::from(segs))
 }
 
-/// `ip` and `port` fields as a socket address.
+/// `ip` and `port` fields as a socket address. Out of line: `SocketAddr::new` is inlined
+/// as a 56-byte match at every call otherwise.
+#[inline(never)]
 pub fn socket_addr(ip: IpAddr, port: u16) -> SocketAddr {
     SocketAddr::new(ip, port)
 }

@@ -20,6 +20,7 @@
 
 use core::cell::RefCell;
 use core::net::{IpAddr, SocketAddr};
+use core::ops::{Deref, DerefMut};
 
 use embedded_io::{Read, ReadReady, Write};
 
@@ -28,7 +29,7 @@ use crate::clock::Clock;
 use crate::commands::{AccessMode, Command, CommandLine, Host, MAX_SEND, Qird, Qisend, ServiceType};
 use crate::config::Config;
 use crate::core::{CR_FILL, Core, DataSink, Kind, State, Stats};
-use crate::recovery::{NoPins, PowerControl};
+use crate::recovery::{NoPins, PowerControl, RebootPolicy};
 use crate::ring::{PushStores, Ring};
 
 mod transparent;
@@ -154,17 +155,39 @@ impl DataSink for ReadSink<'_> {
     }
 }
 
-struct Inner<S, C, P> {
+/// The serial port and the engine: what the shared procedures drive (the
+/// [`BlockingChannel`]). The configuration is beside it in [`Inner`], not in it, so that a
+/// procedure can take both without a copy of the configuration.
+struct Link<S, C, P> {
     serial: S,
     clock: C,
     pins: P,
     core: Core,
     stores: Stores,
-    config: Config,
     rx: [u8; RX_CHUNK],
+    /// The recovery rules in use: `Config::recovery` as changed by `set_policy`.
+    policy: RebootPolicy,
     handles: u8,
     info: Option<ModemInfo>,
     dns_query: Option<DnsQuery>,
+}
+
+struct Inner<S, C, P> {
+    link: Link<S, C, P>,
+    config: Config,
+}
+
+impl<S, C, P> Deref for Inner<S, C, P> {
+    type Target = Link<S, C, P>;
+    fn deref(&self) -> &Link<S, C, P> {
+        &self.link
+    }
+}
+
+impl<S, C, P> DerefMut for Inner<S, C, P> {
+    fn deref_mut(&mut self) -> &mut Link<S, C, P> {
+        &mut self.link
+    }
 }
 
 /// Writes a command line to the serial port in small pieces; the first serial error ends
@@ -204,7 +227,7 @@ fn serial_error<E: embedded_io::Error>(e: E) -> Error {
     Error::Serial(e.kind())
 }
 
-impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
+impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Link<S, C, P> {
     /// Reads what the serial port has (one chunk) and feeds it to the engine.
     fn pump(&mut self, dest: Dest<'_>) -> Result<bool> {
         if !self.serial.read_ready().map_err(serial_error)? {
@@ -224,56 +247,6 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
         self.core.feed(input, &mut sink);
         *pos = sink.pos;
         Ok(n > 0)
-    }
-
-    /// Processes everything the modem has sent so far, without waiting, and switches
-    /// direct-push sockets whose buffer filled up to buffer access mode.
-    fn poll(&mut self) -> Result<()> {
-        if self.core.st.modem.transparent.is_some() {
-            return Err(Error::Busy);
-        }
-        loop {
-            // a direct-push buffer filling up is dealt with before more input is read
-            if self.core.st.sockets.throttled().is_some() {
-                modem::blocking::apply_throttles(self)?;
-            }
-            if !self.pump(Dest::None)? {
-                break;
-            }
-        }
-        self.maintain()
-    }
-
-    /// Recovery (Figure 1) and ACK supervision, when due. Only after the first bring-up: the
-    /// stack does nothing on its own before.
-    fn maintain(&mut self) -> Result<()> {
-        let rec = self.core.st.recovery;
-        if !rec.brought_up || rec.in_progress {
-            return Ok(());
-        }
-        self.recover_if_due()?;
-        let now = self.clock.now_ms();
-        if self.core.st.sockets.next_ack_due().is_some_and(|t| t <= now) {
-            modem::blocking::supervise_acks(self)?;
-        }
-        Ok(())
-    }
-
-    /// [`modem::ensure_ready`] when recovery is due and not already running.
-    fn recover_if_due(&mut self) -> Result<()> {
-        if modem::recovery_due(&self.core.st) && !self.core.st.recovery.in_progress {
-            self.recover()?;
-        }
-        Ok(())
-    }
-
-    /// [`modem::ensure_ready`], out of line: its copy of the configuration is on the stack
-    /// only while recovery runs, not in every `poll`.
-    #[cold]
-    #[inline(never)]
-    fn recover(&mut self) -> Result<()> {
-        let config = self.config.clone();
-        modem::blocking::ensure_ready(self, &config)
     }
 
     fn write_command(&mut self, cmd: &dyn CommandLine) -> Result<()> {
@@ -317,7 +290,57 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
     }
 }
 
-impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> BlockingChannel for Inner<S, C, P> {
+impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
+    /// Processes everything the modem has sent so far, without waiting, and switches
+    /// direct-push sockets whose buffer filled up to buffer access mode.
+    fn poll(&mut self) -> Result<()> {
+        if self.core.st.modem.transparent.is_some() {
+            return Err(Error::Busy);
+        }
+        loop {
+            // a direct-push buffer filling up is dealt with before more input is read
+            if self.core.st.sockets.throttled().is_some() {
+                modem::blocking::apply_throttles(&mut self.link)?;
+            }
+            if !self.pump(Dest::None)? {
+                break;
+            }
+        }
+        self.maintain()
+    }
+
+    /// Recovery (Figure 1) and ACK supervision, when due. Only after the first bring-up: the
+    /// stack does nothing on its own before.
+    fn maintain(&mut self) -> Result<()> {
+        let rec = self.core.st.recovery;
+        if !rec.brought_up || rec.in_progress {
+            return Ok(());
+        }
+        self.recover_if_due()?;
+        let now = self.clock.now_ms();
+        if self.core.st.sockets.next_ack_due().is_some_and(|t| t <= now) {
+            modem::blocking::supervise_acks(&mut self.link)?;
+        }
+        Ok(())
+    }
+
+    /// [`modem::ensure_ready`] when recovery is due and not already running.
+    fn recover_if_due(&mut self) -> Result<()> {
+        if modem::recovery_due(&self.core.st) && !self.core.st.recovery.in_progress {
+            self.recover()?;
+        }
+        Ok(())
+    }
+
+    /// [`modem::ensure_ready`], out of line: recovery is rare, `poll` is not.
+    #[cold]
+    #[inline(never)]
+    fn recover(&mut self) -> Result<()> {
+        modem::blocking::ensure_ready(&mut self.link, &self.config)
+    }
+}
+
+impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> BlockingChannel for Link<S, C, P> {
     fn now_ms(&self) -> u64 {
         self.clock.now_ms()
     }
@@ -424,8 +447,8 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> BlockingChannel for
         f(&mut self.pins)
     }
 
-    fn policy(&mut self) -> crate::recovery::RebootPolicy {
-        self.config.recovery.clone()
+    fn policy(&mut self) -> RebootPolicy {
+        self.policy.clone()
     }
 }
 
@@ -444,16 +467,19 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Bg96<S, C, P> {
     pub fn with_pins(serial: S, clock: C, config: Config, pins: P) -> Self {
         Self {
             inner: RefCell::new(Inner {
-                serial,
-                clock,
-                pins,
-                core: Core::new(),
-                stores: Stores { push: PushStores::new(), carry: heapless::Deque::new(), carry_owner: None },
+                link: Link {
+                    serial,
+                    clock,
+                    pins,
+                    core: Core::new(),
+                    stores: Stores { push: PushStores::new(), carry: heapless::Deque::new(), carry_owner: None },
+                    rx: [0; RX_CHUNK],
+                    policy: config.recovery.clone(),
+                    handles: 0,
+                    info: None,
+                    dns_query: None,
+                },
                 config,
-                rx: [0; RX_CHUNK],
-                handles: 0,
-                info: None,
-                dns_query: None,
             }),
         }
     }
@@ -464,8 +490,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Bg96<S, C, P> {
     pub fn bring_up(&self) -> Result<ModemInfo> {
         let mut inner = self.inner.borrow_mut();
         let inner = &mut *inner;
-        let config = inner.config.clone();
-        let info = modem::blocking::bring_up(inner, &config)?;
+        let info = modem::blocking::bring_up(&mut inner.link, &inner.config)?;
         inner.info = Some(info.clone());
         Ok(info)
     }
@@ -475,8 +500,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Bg96<S, C, P> {
     /// [`RebootPolicy`](crate::recovery::RebootPolicy).
     pub fn reboot(&self) -> Result<ModemInfo> {
         self.with(|i| {
-            let config = i.config.clone();
-            let info = modem::blocking::reboot(i, &config)?;
+            let info = modem::blocking::reboot(&mut i.link, &i.config)?;
             i.info = Some(info.clone());
             Ok(info)
         })
@@ -486,16 +510,13 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Bg96<S, C, P> {
     /// `RDY`; [`Error::NotSupported`] without a power key line. Follow with
     /// [`bring_up`](Self::bring_up).
     pub fn power_on(&self) -> Result<()> {
-        self.with(|i| {
-            let config = i.config.clone();
-            modem::blocking::power_on(i, &config)
-        })
+        self.with(|i| modem::blocking::power_on(&mut i.link, &i.config))
     }
 
     /// Switches the modem off as Figure 1 says: `AT+QPOWD=1`, `POWERED DOWN`, then 12 s
     /// before the supply is cut (where the board can). Every socket is gone afterwards.
     pub fn power_down(&self) -> Result<()> {
-        self.with(modem::blocking::power_down)
+        self.with(|i| modem::blocking::power_down(&mut i.link))
     }
 
     /// What recovery has seen: failures in a row, reboots, whether a check is pending.
@@ -505,12 +526,15 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Bg96<S, C, P> {
 
     /// The recovery rules and reboot back-off in use.
     pub fn policy(&self) -> crate::recovery::RebootPolicy {
-        self.with(|i| i.config.recovery.clone())
+        self.with(|i| i.policy.clone())
     }
 
     /// Changes the recovery rules and reboot back-off.
     pub fn set_policy(&self, policy: crate::recovery::RebootPolicy) {
-        self.with(|i| i.config.recovery = policy);
+        self.with(|i| {
+            i.config.recovery = policy.clone();
+            i.link.policy = policy;
+        });
     }
 
     /// What the last bring-up learnt.
@@ -535,7 +559,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Bg96<S, C, P> {
     /// # Ok(()) }
     /// ```
     pub fn command<Cmd: crate::commands::Stateless>(&self, cmd: &Cmd) -> Result<Cmd::Response> {
-        self.run(|i| modem::blocking::command(i, cmd))
+        self.run(|i| modem::blocking::command(&mut i.link, cmd))
     }
 
     /// Runs `f` on the stack when it is free to take a command.
@@ -549,12 +573,12 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Bg96<S, C, P> {
     /// Activates a PDP context (`AT+QIACT`, up to 150 s) unless it is active, and returns its
     /// local address.
     pub fn activate_context(&self, context_id: u8) -> Result<Option<IpAddr>> {
-        self.run(|i| modem::blocking::activate_context(i, context_id))
+        self.run(|i| modem::blocking::activate_context(&mut i.link, context_id))
     }
 
     /// Deactivates a PDP context (`AT+QIDEACT`, up to 40 s); its sockets are gone afterwards.
     pub fn deactivate_context(&self, context_id: u8) -> Result<()> {
-        self.run(|i| modem::blocking::deactivate_context(i, context_id))
+        self.run(|i| modem::blocking::deactivate_context(&mut i.link, context_id))
     }
 
     /// The active contexts and their addresses (`AT+QIACT?`).
@@ -569,7 +593,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Bg96<S, C, P> {
     pub fn ping(&self, host: &str, timeout_s: Option<u8>, count: Option<u8>) -> Result<modem::PingResult> {
         self.run(|i| {
             let cid = i.config.context_id;
-            modem::blocking::ping(i, cid, Host::from(host), timeout_s, count)
+            modem::blocking::ping(&mut i.link, cid, Host::from(host), timeout_s, count)
         })
     }
 
@@ -580,7 +604,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Bg96<S, C, P> {
     pub fn sync_time(&self, server: &str, port: Option<u16>, set_clock: bool) -> Result<crate::commands::NtpTime> {
         self.run(|i| {
             let cid = i.config.context_id;
-            modem::blocking::sync_time(i, cid, Host::from(server), port, Some(set_clock))
+            modem::blocking::sync_time(&mut i.link, cid, Host::from(server), port, Some(set_clock))
         })
     }
 
@@ -606,12 +630,12 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Bg96<S, C, P> {
     /// lines. Read settings with [`command`](Self::command) and
     /// [`QicfgQuery`](crate::commands::QicfgQuery).
     pub fn configure(&self, setting: crate::commands::QicfgSetting<'_>) -> Result<()> {
-        self.run(|i| modem::blocking::configure(i, setting))
+        self.run(|i| modem::blocking::configure(&mut i.link, setting))
     }
 
     /// Payload echo of `AT+QISEND` on or off (`AT+QISDE`); the stack copes with both.
     pub fn set_payload_echo(&self, echo: bool) -> Result<()> {
-        self.run(|i| modem::blocking::set_payload_echo(i, echo))
+        self.run(|i| modem::blocking::set_payload_echo(&mut i.link, echo))
     }
 
     /// How much of what was sent on a socket the peer acknowledged (`AT+QISEND=<id>,0`).
@@ -635,7 +659,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Bg96<S, C, P> {
     /// Sends 1–256 bytes written as hex (`AT+QISENDEX`); `SEND FAIL` is `WouldBlock`.
     pub fn send_hex(&self, socket: &TcpSocket, data: &[u8]) -> nb::Result<(), Error> {
         let r = socket.slot().ok_or(Error::InvalidState)?;
-        match self.run(|i| modem::blocking::send_hex(i, r, data)) {
+        match self.run(|i| modem::blocking::send_hex(&mut i.link, r, data)) {
             Err(Error::SendFail) => Err(nb::Error::WouldBlock),
             other => other.map_err(nb::Error::Other),
         }
@@ -661,7 +685,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Bg96<S, C, P> {
                 return Err(Error::Busy);
             }
             i.stores.push.install(r.connect_id, Ring::new(buffer));
-            modem::blocking::switch_mode(i, r, AccessMode::DirectPush)
+            modem::blocking::switch_mode(&mut i.link, r, AccessMode::DirectPush)
         })
     }
 
@@ -669,7 +693,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Bg96<S, C, P> {
     /// already pushed is still read first.
     pub fn disable_direct_push(&self, socket: &TcpSocket) -> Result<()> {
         let r = socket.slot().ok_or(Error::InvalidState)?;
-        self.run(|i| modem::blocking::switch_mode(i, r, AccessMode::Buffer))
+        self.run(|i| modem::blocking::switch_mode(&mut i.link, r, AccessMode::Buffer))
     }
 
     /// Gives back the buffer of [`enable_direct_push`](Self::enable_direct_push) once the
@@ -701,7 +725,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Bg96<S, C, P> {
     /// Gives the serial port and the clock back.
     pub fn release(self) -> (S, C) {
         let inner = self.inner.into_inner();
-        (inner.serial, inner.clock)
+        (inner.link.serial, inner.link.clock)
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut Inner<S, C, P>) -> R) -> R {
@@ -797,7 +821,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
             access_mode: AccessMode::Buffer,
         };
         self.recover_if_due()?;
-        modem::blocking::start_open(self, &params)
+        modem::blocking::start_open(&mut self.link, &params)
     }
 
     /// Reads once from a connected socket into `buf`; `WouldBlock` without a command when
@@ -821,7 +845,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
         if !slot.rx_ready || slot.mode == AccessMode::DirectPush {
             return Err(if slot.peer_closed { nb::Error::Other(Error::Closed) } else { nb::Error::WouldBlock });
         }
-        match modem::blocking::read_socket(self, r, buf)? {
+        match modem::blocking::read_socket(&mut self.link, r, buf)? {
             modem::ReadOutcome::Data { len, remote } => Ok((len, remote)),
             modem::ReadOutcome::Empty => Err(nb::Error::WouldBlock),
             modem::ReadOutcome::Closed => Err(nb::Error::Other(Error::Closed)),
@@ -840,16 +864,16 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
             let chunk = data.get(sent..).unwrap_or(&[]);
             let chunk = chunk.get(..chunk.len().min(MAX_SEND)).unwrap_or(&[]);
             let cmd = Qisend { connect_id: r.connect_id, len: Some(chunk.len() as u16), remote };
-            match BlockingChannel::send(self, &cmd, chunk) {
+            match BlockingChannel::send(&mut self.link, &cmd, chunk) {
                 Ok(()) => {
                     sent += chunk.len();
                     let now = self.clock.now_ms();
-                    modem::note_sent(&mut self.core.st, r, now, &self.config.recovery);
+                    modem::note_sent(&mut self.link.core.st, r, now, &self.link.policy);
                 }
                 Err(Error::SendFail) if sent > 0 => return Ok(sent),
                 Err(Error::SendFail) => return Err(nb::Error::WouldBlock),
                 Err(Error::Failed) => {
-                    let e = modem::blocking::last_error(self);
+                    let e = modem::blocking::last_error(&mut self.link);
                     // ERROR means the socket is gone (field note 11)
                     let e = if e == Error::Failed { Error::Closed } else { e };
                     return Err(nb::Error::Other(e));
@@ -868,12 +892,12 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
         let r = match st {
             Sock::Connecting { slot, .. } | Sock::Connected(slot) | Sock::Listening(slot) | Sock::Service(slot) => slot,
             // a failed connect left its connectID to be closed: close it now, not at the next open
-            Sock::New | Sock::Bound(_) => return modem::blocking::close_pending(self),
+            Sock::New | Sock::Bound(_) => return modem::blocking::close_pending(&mut self.link),
         };
         if self.core.st.sockets.current(r).is_err() {
             // gone already (reboot, context deactivated, ACK supervision): what the modem
             // may still hold of it is closed now, not at the next open
-            return modem::blocking::close_pending(self);
+            return modem::blocking::close_pending(&mut self.link);
         }
         if let Sock::Listening(_) = st {
             // connections the modem accepted but nobody took: nobody will, close them too;
@@ -884,8 +908,8 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
                 }
             }
         }
-        modem::blocking::close_slot(self, r)?;
-        modem::blocking::close_pending(self)
+        modem::blocking::close_slot(&mut self.link, r)?;
+        modem::blocking::close_pending(&mut self.link)
     }
 
     /// Opens a server service (`"TCP LISTENER"` or `"UDP SERVICE"`) and waits for `+QIOPEN`.
@@ -895,7 +919,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
         }
         let unspecified = SocketAddr::new(IpAddr::V4(core::net::Ipv4Addr::LOCALHOST), 0);
         let slot = self.open(service_type, unspecified, local_port)?;
-        modem::blocking::finish_open(self, slot)?;
+        modem::blocking::finish_open(&mut self.link, slot)?;
         Ok(slot)
     }
 
@@ -942,7 +966,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
             }
             None if self.clock.now_ms() >= deadline => {
                 // Figure 1: no +QIOPEN within 150 s, close the connection
-                let _ = modem::blocking::close_slot(self, slot);
+                let _ = modem::blocking::close_slot(&mut self.link, slot);
                 *st = Sock::New;
                 Err(nb::Error::Other(Error::Timeout))
             }
@@ -1022,7 +1046,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> embedded_nal::UdpCl
             }
             let local = if let Sock::Bound(p) = socket.st { p } else { 0 };
             let slot = i.open(ServiceType::Udp, remote, local)?;
-            modem::blocking::finish_open(i, slot)?;
+            modem::blocking::finish_open(&mut i.link, slot)?;
             socket.st = Sock::Connected(slot);
             Ok(())
         })
@@ -1109,7 +1133,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> embedded_nal::Dns f
                 }
                 None => {
                     let context_id = i.config.context_id;
-                    modem::blocking::start_dns(i, context_id, hostname)?;
+                    modem::blocking::start_dns(&mut i.link, context_id, hostname)?;
                     i.dns_query = Some(DnsQuery { name_hash: hash, deadline: i.clock.now_ms() + 60_000 });
                     i.poll()?;
                     match modem::dns_result(&mut i.core.st, &addr_type) {

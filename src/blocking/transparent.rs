@@ -3,7 +3,7 @@
 
 use embedded_io::{Read, ReadReady, Write};
 
-use super::{Bg96, Dest, Inner, SocketHandle, TcpSocket, serial_error};
+use super::{Bg96, Dest, Inner, Link, SocketHandle, TcpSocket, serial_error};
 use crate::clock::Clock;
 use crate::commands::{AccessMode, Ato, Command, Qiswtmd, ServiceType};
 use crate::core::Kind;
@@ -43,8 +43,13 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Bg96<S, C, P> {
         let r = socket.slot().ok_or(Error::InvalidState)?;
         self.enter(r, |i| {
             let cmd = Qiswtmd { connect_id: r.connect_id, access_mode: AccessMode::Transparent };
-            modem::blocking::command_with(i, &cmd, Kind::Connect { connect_id: Some(r.connect_id) }, cmd.timeout_ms())
-                .map(|_| ())
+            modem::blocking::command_with(
+                &mut i.link,
+                &cmd,
+                Kind::Connect { connect_id: Some(r.connect_id) },
+                cmd.timeout_ms(),
+            )
+            .map(|_| ())
         })
     }
 
@@ -55,7 +60,8 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Bg96<S, C, P> {
             if i.core.st.modem.last_transparent != Some(r.connect_id) {
                 return Err(Error::InvalidState);
             }
-            modem::blocking::command_with(i, &Ato, Kind::Connect { connect_id: None }, Ato.timeout_ms()).map(|_| ())
+            modem::blocking::command_with(&mut i.link, &Ato, Kind::Connect { connect_id: None }, Ato.timeout_ms())
+                .map(|_| ())
         })
     }
 
@@ -170,7 +176,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Read for Transparen
                         None => *quiet = Some(now),
                         Some(t) if now >= t + u64::from(i.config.timeouts.transparent_quiet_ms) => {
                             *quiet = None;
-                            let Inner { core, stores, .. } = &mut *i;
+                            let Link { core, stores, .. } = &mut i.link;
                             core.flush_transparent(stores);
                         }
                         Some(_) => {}

@@ -494,7 +494,7 @@ pub fn start_open<Ch: Channel>(ch: &mut Ch, p: &OpenParams<'_>) -> Ret!(Result<S
                     slot.opened_at_ms = now;
                     slot.local_port = p.local_port;
                     if let Host::Ip(ip) = p.remote {
-                        slot.remote = Some(core::net::SocketAddr::new(ip, p.remote_port));
+                        slot.remote = Some(crate::wire::socket_addr(ip, p.remote_port));
                     }
                 }
             });
