@@ -382,15 +382,15 @@ fn parse_ipv4(text: &[u8]) -> Option<Ipv4Addr> {
     parts.next().is_none().then_some(Ipv4Addr::from(octets))
 }
 
-#[cfg(feature = "ipv6")]
-/// Colon-separated hex groups; where `v4_tail` allows, the last group may be a
-/// dotted IPv4 address (`::ffff:10.0.0.1`), which fills two groups.
 /// Whether `text` holds `byte` (`<[u8]>::contains` brings a 156-byte `memchr` along).
 #[allow(clippy::manual_contains)] // on purpose: the size, not the speed, matters here
 fn has(text: &[u8], byte: u8) -> bool {
     text.iter().any(|&b| b == byte)
 }
 
+#[cfg(feature = "ipv6")]
+/// Colon-separated hex groups; where `v4_tail` allows, the last group may be a
+/// dotted IPv4 address (`::ffff:10.0.0.1`), which fills two groups.
 fn parse_groups(text: &[u8], out: &mut [u16; 8], v4_tail: bool) -> Option<usize> {
     if text.is_empty() {
         return Some(0);
