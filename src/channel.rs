@@ -7,6 +7,7 @@
 
 use core::net::SocketAddr;
 
+use crate::clock::Instant;
 use crate::commands::{CommandLine, Qird, Qisend};
 use crate::core::{Kind, State};
 use crate::error::{Error, ErrorCode, Result};
@@ -26,8 +27,8 @@ pub struct ReadInfo {
 /// A front's command channel.
 #[allow(async_fn_in_trait)]
 pub trait Channel: Sized {
-    /// Current time in milliseconds.
-    fn now_ms(&self) -> u64;
+    /// The time now.
+    fn now(&self) -> Instant;
 
     /// Waits `ms` milliseconds while input keeps being processed.
     async fn sleep_ms(&mut self, ms: u32);
@@ -69,8 +70,8 @@ pub trait Channel: Sized {
     /// `AT+QIRD`: the command and the payload, copied into `dest`.
     async fn read(&mut self, cmd: &Qird, dest: &mut [u8]) -> Result<ReadInfo>;
 
-    /// Processes input until `f` returns `Some`, or `deadline_ms` passes ([`Error::Timeout`]).
-    async fn wait_for<T>(&mut self, deadline_ms: u64, f: impl FnMut(&mut State) -> Option<T>) -> Result<T>;
+    /// Processes input until `f` returns `Some`, or `deadline` passes ([`Error::Timeout`]).
+    async fn wait_for<T>(&mut self, deadline: Instant, f: impl FnMut(&mut State) -> Option<T>) -> Result<T>;
 
     /// Access to the engine's state.
     fn state<R>(&mut self, f: impl FnOnce(&mut State) -> R) -> R;
@@ -96,8 +97,8 @@ pub trait Channel: Sized {
 /// polls the serial port inside them). The procedures of [`modem`](crate::modem) are compiled
 /// once over each.
 pub trait BlockingChannel: Sized {
-    /// [`Channel::now_ms`].
-    fn now_ms(&self) -> u64;
+    /// [`Channel::now`].
+    fn now(&self) -> Instant;
 
     /// [`Channel::sleep_ms`].
     fn sleep_ms(&mut self, ms: u32);
@@ -135,7 +136,7 @@ pub trait BlockingChannel: Sized {
     fn read(&mut self, cmd: &Qird, dest: &mut [u8]) -> Result<ReadInfo>;
 
     /// [`Channel::wait_for`].
-    fn wait_for<T>(&mut self, deadline_ms: u64, f: impl FnMut(&mut State) -> Option<T>) -> Result<T>;
+    fn wait_for<T>(&mut self, deadline: Instant, f: impl FnMut(&mut State) -> Option<T>) -> Result<T>;
 
     /// [`Channel::state`].
     fn state<R>(&mut self, f: impl FnOnce(&mut State) -> R) -> R;

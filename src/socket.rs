@@ -7,20 +7,14 @@
 //! recognised instead of touching somebody else's connection.
 
 use core::net::SocketAddr;
-use core::num::NonZeroU64;
 
+use crate::clock::Instant;
 use crate::commands::{AccessMode, ServiceType};
 use crate::error::Error;
 
 /// Number of connectIDs of the BG96 (0–11), shared by clients, listeners, incoming connections
 /// and UDP services.
 pub const CONNECT_IDS: usize = 12;
-
-/// A point in time (ms) as the socket table keeps it: in a `NonZeroU64`, so that an optional
-/// time takes 8 bytes instead of 16 (twelve slots: 192 bytes of RAM). Time 0 is stored as 1 ms.
-pub fn deadline(ms: u64) -> NonZeroU64 {
-    NonZeroU64::new(ms).unwrap_or(NonZeroU64::MIN)
-}
 
 /// What a connectID is used for, as far as the host knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,19 +68,19 @@ pub struct Slot {
     /// The host buffer of a direct-push socket is nearly full: switch it to buffer access mode
     /// so further data waits in the modem.
     pub push_throttle: bool,
-    /// ACK supervision: when to ask `AT+QISEND=<id>,0` next (ms; see [`deadline`]).
-    pub ack_due: Option<NonZeroU64>,
+    /// ACK supervision: when to ask `AT+QISEND=<id>,0` next.
+    pub ack_due: Option<Instant>,
     /// ACK supervision: checks so far that found unacknowledged data.
     pub ack_checks: u8,
     /// A send was cut short (lost prompt, cancellation): the byte stream is broken and sends
     /// fail with [`Error::Closed`].
     pub tx_broken: bool,
-    /// When the running `AT+QIOPEN` went out (ms).
-    pub opened_at_ms: u64,
+    /// When the running `AT+QIOPEN` went out.
+    pub opened_at: Instant,
     /// The slot was given up while its `AT+QIOPEN` result was still outstanding: until this
-    /// time (ms; the attempt's start plus the 150 s the modem may take) a late `+QIOPEN` for
+    /// time (the attempt's start plus the 150 s the modem may take) a late `+QIOPEN` for
     /// this connectID belongs to that old attempt, not to a new one.
-    pub stale_open: Option<NonZeroU64>,
+    pub stale_open: Option<Instant>,
     /// Counts `recv`/`closed` URCs (wrapping), so a read can tell whether one arrived while it
     /// ran.
     pub rx_events: u8,
@@ -113,7 +107,7 @@ impl Slot {
             push_throttle: false,
             ack_due: None,
             ack_checks: 0,
-            opened_at_ms: 0,
+            opened_at: Instant::from_ms(0),
             stale_open: None,
             tx_broken: false,
             rx_events: 0,
@@ -143,8 +137,12 @@ impl Slot {
     /// An open still waiting for its `+QIOPEN` is given up: that result may yet come.
     pub fn give_up_open(&mut self) {
         if self.state == SlotState::Opening && self.open_result.is_none() {
-            let until = deadline(self.opened_at_ms.saturating_add(OPEN_RESULT_MS));
-            self.stale_open = Some(self.stale_open.map_or(until, |t| t.max(until)));
+            let until = self.opened_at.after_ms(OPEN_RESULT_MS);
+            // the later of the two (both lie within 150 s of now)
+            self.stale_open = Some(match self.stale_open {
+                Some(t) if t.diff_ms(until) > 0 => t,
+                _ => until,
+            });
         }
     }
 
@@ -156,7 +154,7 @@ impl Slot {
 }
 
 /// How long the modem may take to report `+QIOPEN` (ms; field note 19).
-pub const OPEN_RESULT_MS: u64 = 150_000;
+pub const OPEN_RESULT_MS: u32 = 150_000;
 
 /// A reference from a handle to a slot: connectID plus the generation it was taken in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,10 +228,10 @@ impl SocketTable {
 
     /// A free connectID, lowest first (the modem hands incoming connections the highest free
     /// ones, so starting low makes collisions rare). `avoid` skips ids the modem rejected.
-    /// `now_ms` expires old attempts' outstanding results (see [`Slot::stale_open`]).
-    pub fn find_free(&mut self, avoid: u16, now_ms: u64) -> Option<u8> {
+    /// `now` expires old attempts' outstanding results (see [`Slot::stale_open`]).
+    pub fn find_free(&mut self, avoid: u16, now: Instant) -> Option<u8> {
         for s in &mut self.slots {
-            if s.stale_open.is_some_and(|until| now_ms >= until.get()) {
+            if s.stale_open.is_some_and(|until| until.reached(now)) {
                 s.stale_open = None;
             }
         }
@@ -270,15 +268,19 @@ impl SocketTable {
     }
 
     /// The first socket whose acknowledgement check is due at `now`.
-    pub fn ack_due(&self, now: u64) -> Option<SlotRef> {
+    pub fn ack_due(&self, now: Instant) -> Option<SlotRef> {
         self.iter()
-            .find(|(_, s)| s.state == SlotState::Open && s.ack_due.is_some_and(|t| t.get() <= now))
+            .find(|(_, s)| s.state == SlotState::Open && s.ack_due.is_some_and(|t| t.reached(now)))
             .map(|(id, s)| SlotRef { connect_id: id, generation: s.generation })
     }
 
-    /// When the next acknowledgement check is due.
-    pub fn next_ack_due(&self) -> Option<u64> {
-        self.slots.iter().filter(|s| s.state == SlotState::Open).filter_map(|s| s.ack_due).min().map(NonZeroU64::get)
+    /// When the next acknowledgement check is due (the earliest, seen from `now`).
+    pub fn next_ack_due(&self, now: Instant) -> Option<Instant> {
+        self.slots
+            .iter()
+            .filter(|s| s.state == SlotState::Open)
+            .filter_map(|s| s.ack_due)
+            .min_by_key(|t| t.diff_ms(now))
     }
 
     /// Whether one of the stack's sockets holds `local_port`.
@@ -304,11 +306,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn times_fit_in_eight_bytes_and_keep_their_order() {
-        assert_eq!(core::mem::size_of::<Option<NonZeroU64>>(), 8);
-        assert_eq!(deadline(0).get(), 1);
-        assert_eq!(deadline(150_000).get(), 150_000);
-        assert!(deadline(5) < deadline(6));
+    fn times_keep_their_order_across_the_wrap() {
+        assert_eq!(core::mem::size_of::<Instant>(), 4);
+        let before_wrap = Instant::from_ms(u64::from(u32::MAX) - 10);
+        let after_wrap = before_wrap.after_ms(OPEN_RESULT_MS);
+        assert_eq!(after_wrap, Instant::from_ms(u64::from(u32::MAX) + u64::from(OPEN_RESULT_MS) - 10));
+        assert!(after_wrap.reached(after_wrap));
+        assert!(!after_wrap.reached(before_wrap));
+        assert!(after_wrap.reached(after_wrap.after_ms(1)));
+        assert_eq!(after_wrap.ms_since(before_wrap), OPEN_RESULT_MS);
+        assert_eq!(before_wrap.ms_since(after_wrap), 0);
+    }
+
+    #[test]
+    fn the_next_ack_check_is_the_earliest_across_the_wrap() {
+        let mut t = SocketTable::new();
+        let now = Instant::from_ms(u64::from(u32::MAX) - 1_000);
+        for (id, due) in [(0, now.after_ms(5_000)), (1, now.after_ms(500))] {
+            let s = t.get_mut(id).unwrap();
+            s.occupy(SlotState::Open, ServiceType::Tcp, AccessMode::Buffer, 1);
+            s.ack_due = Some(due);
+        }
+        assert_eq!(t.next_ack_due(now), Some(now.after_ms(500)));
+        assert_eq!(t.ack_due(now), None);
+        assert_eq!(t.ack_due(now.after_ms(600)).map(|r| r.connect_id), Some(1));
     }
 
     #[test]
@@ -316,20 +337,21 @@ mod tests {
         let mut t = SocketTable::new();
         let slot = t.get_mut(0).unwrap();
         slot.occupy(SlotState::Opening, ServiceType::Tcp, AccessMode::Buffer, 1);
-        slot.opened_at_ms = 1_000;
+        let start = Instant::from_ms(1_000);
+        slot.opened_at = start;
         slot.release(SlotState::Free, None);
-        assert_eq!(t.get(0).unwrap().stale_open.map(NonZeroU64::get), Some(1_000 + OPEN_RESULT_MS));
+        assert_eq!(t.get(0).unwrap().stale_open, Some(start.after_ms(OPEN_RESULT_MS)));
         // another id first while the old +QIOPEN may still come
-        assert_eq!(t.find_free(0, 2_000), Some(1));
+        assert_eq!(t.find_free(0, Instant::from_ms(2_000)), Some(1));
         // afterwards the id is free again
-        assert_eq!(t.find_free(0, 1_000 + OPEN_RESULT_MS), Some(0));
+        assert_eq!(t.find_free(0, start.after_ms(OPEN_RESULT_MS)), Some(0));
         assert_eq!(t.get(0).unwrap().stale_open, None);
     }
 
     #[test]
     fn stale_handles_are_recognised_with_their_reason() {
         let mut t = SocketTable::new();
-        let id = t.find_free(0, 0).unwrap();
+        let id = t.find_free(0, Instant::from_ms(0)).unwrap();
         assert_eq!(id, 0);
         t.get_mut(id).unwrap().occupy(SlotState::Open, ServiceType::Tcp, AccessMode::Buffer, 1);
         let r = t.slot_ref(id).unwrap();
@@ -341,6 +363,6 @@ mod tests {
         assert_eq!(t.current(r).err(), Some(Error::Rebooted));
         t.get_mut(id).unwrap().release(SlotState::Free, None);
         assert_eq!(t.current(r).err(), Some(Error::Rebooted));
-        assert_eq!(t.find_free(1, 0), Some(1));
+        assert_eq!(t.find_free(1, Instant::from_ms(0)), Some(1));
     }
 }

@@ -49,7 +49,7 @@ use embassy_sync::waitqueue::MultiWakerRegistration;
 use embedded_io_async::{Read, Write};
 
 use crate::channel::{Channel, ReadInfo, interpret};
-use crate::clock::AsyncClock;
+use crate::clock::{AsyncClock, Instant};
 use crate::commands::{Command, CommandLine, MAX_READ, Qird, Qisend};
 use crate::config::Config;
 use crate::core::{CR_FILL, Core, DataSink, Kind, State, Stats};
@@ -282,10 +282,10 @@ impl<R: Read, W: Write, C: AsyncClock> Runner<'_, R, W, C> {
         let housekeeping = async {
             loop {
                 // woken by the runner's input, or when an acknowledgement check is due
-                let next_ack = r.with(|s| s.core.st.sockets.next_ack_due());
+                let next_ack = r.with(|s| s.core.st.sockets.next_ack_due(r.now()));
                 match next_ack {
                     Some(t) => {
-                        let _ = select(r.housekeeping.wait(), r.clock.wait_until(t)).await;
+                        let _ = select(r.housekeeping.wait(), r.wait_until(t)).await;
                     }
                     None => r.housekeeping.wait().await,
                 }
@@ -689,9 +689,9 @@ impl<'d, W: Write, C: AsyncClock> Stack<'d, W, C> {
             core::mem::forget(guard);
             match result {
                 Ok(()) => {
-                    let now = r.clock.now_ms();
+                    let now = r.now();
                     let had_ack_check = r.with(|s| {
-                        let before = s.core.st.sockets.next_ack_due();
+                        let before = s.core.st.sockets.next_ack_due(now);
                         modem::note_sent(&mut s.core.st, slot, now, &s.policy);
                         before.is_some()
                     });
@@ -966,8 +966,8 @@ async fn write_filler<W: Write, C>(r: &Resources<W, C>, tx: &mut W, mut remainin
 }
 
 impl<W: Write, C: AsyncClock> Channel for AsyncChannel<'_, W, C> {
-    fn now_ms(&self) -> u64 {
-        self.r.clock.now_ms()
+    fn now(&self) -> Instant {
+        self.r.now()
     }
 
     async fn sleep_ms(&mut self, ms: u32) {
@@ -1084,10 +1084,10 @@ impl<W: Write, C: AsyncClock> Channel for AsyncChannel<'_, W, C> {
         self.resolve(&mut tx, true, out).await
     }
 
-    async fn wait_for<T>(&mut self, deadline_ms: u64, mut f: impl FnMut(&mut State) -> Option<T>) -> Result<T> {
+    async fn wait_for<T>(&mut self, deadline: Instant, mut f: impl FnMut(&mut State) -> Option<T>) -> Result<T> {
         let r = self.r;
         let wait = r.until(|s| f(&mut s.core.st));
-        match select(wait, r.clock.wait_until(deadline_ms)).await {
+        match select(wait, r.wait_until(deadline)).await {
             Either::First(v) => Ok(v),
             Either::Second(()) => r.with(|s| f(&mut s.core.st)).ok_or(Error::Timeout),
         }
@@ -1122,6 +1122,18 @@ impl<W: Write, C: AsyncClock> Channel for AsyncChannel<'_, W, C> {
 }
 
 impl<W, C: AsyncClock> Resources<W, C> {
+    /// The clock's time.
+    fn now(&self) -> Instant {
+        Instant::now(&self.clock)
+    }
+
+    /// Completes at `deadline` (or at once if it has passed).
+    async fn wait_until(&self, deadline: Instant) {
+        let now_ms = self.clock.now_ms();
+        let wait = deadline.ms_since(Instant::from_ms(now_ms));
+        self.clock.wait_until(now_ms + u64::from(wait)).await
+    }
+
     /// Asks the runner to close every released socket and waits until it did.
     async fn reclaim(&self) -> Result<()> {
         if self.with(|s| s.core.st.sockets.pending_close().is_none()) {

@@ -112,7 +112,7 @@ async fn leave<W: Write, C: AsyncClock>(r: &Resources<W, C>, tx: &mut W, id: u8,
     if !transparent(r) {
         return Ok(());
     }
-    let quiet_from = last_write + crate::recovery::escape_silence_ms(r.config.timeouts.guard_time_ms);
+    let quiet_from = last_write + u64::from(crate::recovery::escape_silence_ms(r.config.timeouts.guard_time_ms));
     let gone = r.until(|s| (s.core.st.modem.transparent != Some(id)).then_some(()));
     if let Either::First(()) = select(gone, r.clock.wait_until(quiet_from)).await {
         return Ok(());

@@ -25,7 +25,7 @@ use core::ops::{Deref, DerefMut};
 use embedded_io::{Read, ReadReady, Write};
 
 use crate::channel::{BlockingChannel, ReadInfo, interpret};
-use crate::clock::Clock;
+use crate::clock::{Clock, Instant};
 use crate::commands::{AccessMode, Command, CommandLine, Host, MAX_SEND, Qird, Qisend, ServiceType};
 use crate::config::Config;
 use crate::core::{CR_FILL, Core, DataSink, Kind, State, Stats};
@@ -227,6 +227,13 @@ fn serial_error<E: embedded_io::Error>(e: E) -> Error {
     Error::Serial(e.kind())
 }
 
+impl<S, C: Clock, P> Link<S, C, P> {
+    /// The clock's time.
+    fn now(&self) -> Instant {
+        Instant::now(&self.clock)
+    }
+}
+
 impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Link<S, C, P> {
     /// Reads what the serial port has (one chunk) and feeds it to the engine.
     fn pump(&mut self, dest: Dest<'_>) -> Result<bool> {
@@ -271,14 +278,14 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Link<S, C, P> {
     /// Polls until the running command has its final result, or the deadline.
     fn wait_result(
         &mut self,
-        deadline: u64,
+        deadline: Instant,
         mut dest: Option<(&mut [u8], &mut usize)>,
     ) -> Result<crate::ingress::Final> {
         loop {
             if let Some(r) = self.core.result() {
                 return r;
             }
-            if self.clock.now_ms() >= deadline {
+            if deadline.reached(self.now()) {
                 return Err(Error::Timeout);
             }
             let d = match dest.as_mut() {
@@ -317,8 +324,8 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
             return Ok(());
         }
         self.recover_if_due()?;
-        let now = self.clock.now_ms();
-        if self.core.st.sockets.next_ack_due().is_some_and(|t| t <= now) {
+        let now = self.now();
+        if self.core.st.sockets.ack_due(now).is_some() {
             modem::blocking::supervise_acks(&mut self.link)?;
         }
         Ok(())
@@ -341,13 +348,13 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
 }
 
 impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> BlockingChannel for Link<S, C, P> {
-    fn now_ms(&self) -> u64 {
-        self.clock.now_ms()
+    fn now(&self) -> Instant {
+        Link::now(self)
     }
 
     fn sleep_ms(&mut self, ms: u32) {
-        let deadline = self.clock.now_ms() + u64::from(ms);
-        while self.clock.now_ms() < deadline {
+        let deadline = self.now().after_ms(ms);
+        while !deadline.reached(self.now()) {
             if self.pump(Dest::None).is_err() {
                 break;
             }
@@ -362,7 +369,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> BlockingChannel for
         parse: &mut dyn FnMut(&[u8]) -> Result<()>,
     ) -> Result<()> {
         self.start(cmd, kind)?;
-        let deadline = self.clock.now_ms() + u64::from(timeout_ms);
+        let deadline = self.now().after_ms(timeout_ms);
         let result = self.wait_result(deadline, None).and_then(interpret).and_then(|()| parse(self.core.response()?));
         self.core.end();
         result
@@ -370,19 +377,19 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> BlockingChannel for
 
     fn send(&mut self, cmd: &Qisend, data: &[u8]) -> Result<()> {
         self.start(cmd, Kind::Send)?;
-        let timeout = u64::from(cmd.timeout_ms());
-        let mut deadline = self.clock.now_ms() + timeout;
+        let timeout = cmd.timeout_ms();
+        let mut deadline = self.now().after_ms(timeout);
         let mut lost_prompt = false;
         let result = (|| {
             while !self.core.prompted() {
                 if let Some(r) = self.core.result() {
                     return r.and_then(interpret).and(Err(Error::Failed));
                 }
-                if self.clock.now_ms() >= deadline {
+                if deadline.reached(self.now()) {
                     // the modem may be waiting for the payload even so: complete it, so that
                     // the next command line is not taken for payload (see inert_as_commands)
                     lost_prompt = true;
-                    deadline = self.clock.now_ms() + timeout;
+                    deadline = self.now().after_ms(timeout);
                     break;
                 }
                 self.pump(Dest::None)?;
@@ -413,7 +420,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> BlockingChannel for
 
     fn read(&mut self, cmd: &Qird, dest: &mut [u8]) -> Result<ReadInfo> {
         self.start(cmd, Kind::Read { connect_id: cmd.connect_id })?;
-        let deadline = self.clock.now_ms() + u64::from(cmd.timeout_ms());
+        let deadline = self.now().after_ms(cmd.timeout_ms());
         let mut pos = 0;
         let result = self.wait_result(deadline, Some((dest, &mut pos))).and_then(interpret);
         let header = self.core.st.cmd.read_header;
@@ -423,12 +430,12 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> BlockingChannel for
         Ok(ReadInfo { len, copied: pos, remote })
     }
 
-    fn wait_for<T>(&mut self, deadline_ms: u64, mut f: impl FnMut(&mut State) -> Option<T>) -> Result<T> {
+    fn wait_for<T>(&mut self, deadline: Instant, mut f: impl FnMut(&mut State) -> Option<T>) -> Result<T> {
         loop {
             if let Some(v) = f(&mut self.core.st) {
                 return Ok(v);
             }
-            if self.clock.now_ms() >= deadline_ms {
+            if deadline.reached(self.now()) {
                 return Err(Error::Timeout);
             }
             self.pump(Dest::None)?;
@@ -742,7 +749,7 @@ enum Sock {
     Bound(u16),
     Connecting {
         slot: SlotRef,
-        deadline: u64,
+        deadline: Instant,
     },
     Connected(SlotRef),
     /// A `"TCP LISTENER"`.
@@ -867,7 +874,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
             match BlockingChannel::send(&mut self.link, &cmd, chunk) {
                 Ok(()) => {
                     sent += chunk.len();
-                    let now = self.clock.now_ms();
+                    let now = self.now();
                     modem::note_sent(&mut self.link.core.st, r, now, &self.link.policy);
                 }
                 Err(Error::SendFail) if sent > 0 => return Ok(sent),
@@ -964,7 +971,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
                 *st = Sock::New;
                 Err(nb::Error::Other(e))
             }
-            None if self.clock.now_ms() >= deadline => {
+            None if deadline.reached(self.now()) => {
                 // Figure 1: no +QIOPEN within 150 s, close the connection
                 let _ = modem::blocking::close_slot(&mut self.link, slot);
                 *st = Sock::New;
@@ -993,8 +1000,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> embedded_nal::TcpCl
                 // what the modem said meanwhile (a pdpdeact, a late +QIOPEN) counts first
                 i.poll()?;
                 let slot = i.open(ServiceType::Tcp, remote, local)?;
-                let deadline =
-                    i.clock.now_ms() + u64::from(<crate::commands::Qiopen<'_> as atat::AtatCmd>::MAX_TIMEOUT_MS);
+                let deadline = i.now().after_ms(<crate::commands::Qiopen<'_> as atat::AtatCmd>::MAX_TIMEOUT_MS);
                 socket.st = Sock::Connecting { slot, deadline };
                 i.connect_poll(&mut socket.st)
             }
@@ -1084,7 +1090,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> embedded_nal::UdpCl
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct DnsQuery {
     name_hash: u32,
-    deadline: u64,
+    deadline: Instant,
 }
 
 fn fnv1a(s: &str) -> u32 {
@@ -1113,7 +1119,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> embedded_nal::Dns f
                             i.dns_query = None;
                             r.map_err(nb::Error::Other)
                         }
-                        None if i.clock.now_ms() >= q.deadline => {
+                        None if q.deadline.reached(i.now()) => {
                             i.dns_query = None;
                             i.core.st.dns.pending = false;
                             Err(nb::Error::Other(Error::Timeout))
@@ -1134,7 +1140,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> embedded_nal::Dns f
                 None => {
                     let context_id = i.config.context_id;
                     modem::blocking::start_dns(&mut i.link, context_id, hostname)?;
-                    i.dns_query = Some(DnsQuery { name_hash: hash, deadline: i.clock.now_ms() + 60_000 });
+                    i.dns_query = Some(DnsQuery { name_hash: hash, deadline: i.now().after_ms(60_000) });
                     i.poll()?;
                     match modem::dns_result(&mut i.core.st, &addr_type) {
                         Some(r) => {

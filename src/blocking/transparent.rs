@@ -4,7 +4,7 @@
 use embedded_io::{Read, ReadReady, Write};
 
 use super::{Bg96, Dest, Inner, Link, SocketHandle, TcpSocket, serial_error};
-use crate::clock::Clock;
+use crate::clock::{Clock, Instant};
 use crate::commands::{AccessMode, Ato, Command, Qiswtmd, ServiceType};
 use crate::core::Kind;
 use crate::error::{Error, Result};
@@ -31,8 +31,8 @@ use crate::socket::SlotRef;
 pub struct Transparent<'a, S: Read + ReadReady + Write, C: Clock, P: PowerControl = NoPins> {
     modem: &'a Bg96<S, C, P>,
     slot: SlotRef,
-    last_write: u64,
-    quiet_since: Option<u64>,
+    last_write: Instant,
+    quiet_since: Option<Instant>,
     exited: bool,
 }
 
@@ -82,7 +82,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Bg96<S, C, P> {
             i.stores.carry.clear();
             i.stores.carry_owner = Some(r);
             switch(i)?;
-            Ok(i.clock.now_ms())
+            Ok(i.now())
         })?;
         Ok(Transparent { modem: self, slot: r, last_write, quiet_since: None, exited: false })
     }
@@ -103,11 +103,11 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Transparent<'_, S, 
         let last_write = self.last_write;
         let id = self.slot.connect_id;
         self.modem.with(|i| {
-            let guard = u64::from(i.config.timeouts.guard_time_ms);
+            let guard = i.config.timeouts.guard_time_ms;
             let transparent = |i: &Inner<S, C, P>| i.core.st.modem.transparent == Some(id);
             // silence before the escape
-            let quiet_until = last_write + crate::recovery::escape_silence_ms(i.config.timeouts.guard_time_ms);
-            while transparent(i) && i.clock.now_ms() < quiet_until {
+            let quiet_until = last_write.after_ms(crate::recovery::escape_silence_ms(i.config.timeouts.guard_time_ms));
+            while transparent(i) && !quiet_until.reached(i.now()) {
                 i.pump(Dest::None)?;
             }
             if !transparent(i) {
@@ -117,9 +117,9 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Transparent<'_, S, 
             i.serial.flush().map_err(serial_error)?;
             i.core.ingress_mut().expect_escape(true);
             // the modem answers OK after another guard time of silence
-            let deadline = i.clock.now_ms() + 2 * guard + 2_000;
+            let deadline = i.now().after_ms(guard.saturating_mul(2).saturating_add(2_000));
             while transparent(i) {
-                if i.clock.now_ms() >= deadline {
+                if deadline.reached(i.now()) {
                     i.core.ingress_mut().expect_escape(false);
                     return Err(Error::Timeout);
                 }
@@ -170,11 +170,11 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Read for Transparen
                 }
                 // bytes held back as a possible NO CARRIER are data after a quiet spell
                 if i.core.ingress().held_len() > 0 {
-                    let now = i.clock.now_ms();
+                    let now = i.now();
                     match *quiet {
                         _ if got => *quiet = Some(now),
                         None => *quiet = Some(now),
-                        Some(t) if now >= t + u64::from(i.config.timeouts.transparent_quiet_ms) => {
+                        Some(t) if t.after_ms(i.config.timeouts.transparent_quiet_ms).reached(now) => {
                             *quiet = None;
                             let Link { core, stores, .. } = &mut i.link;
                             core.flush_transparent(stores);
@@ -213,7 +213,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Write for Transpare
                 return Err(Error::Closed);
             }
             i.serial.write_all(buf).map_err(serial_error)?;
-            Ok(i.clock.now_ms())
+            Ok(i.now())
         })?;
         self.last_write = now;
         Ok(buf.len())

@@ -128,7 +128,12 @@ pub fn recovery_due(s: &crate::core::State) -> bool {
 }
 
 /// Notes that data was sent on a TCP socket: its acknowledgement is checked later.
-pub fn note_sent(s: &mut crate::core::State, r: SlotRef, now: u64, policy: &crate::recovery::RebootPolicy) {
+pub fn note_sent(
+    s: &mut crate::core::State,
+    r: SlotRef,
+    now: crate::clock::Instant,
+    policy: &crate::recovery::RebootPolicy,
+) {
     if !policy.ack_supervision {
         return;
     }
@@ -136,7 +141,7 @@ pub fn note_sent(s: &mut crate::core::State, r: SlotRef, now: u64, policy: &crat
         && matches!(slot.service, ServiceType::Tcp | ServiceType::TcpIncoming)
         && slot.ack_due.is_none()
     {
-        slot.ack_due = Some(crate::socket::deadline(now + u64::from(policy.ack_interval_ms)));
+        slot.ack_due = Some(now.after_ms(policy.ack_interval_ms));
         slot.ack_checks = 0;
     }
 }

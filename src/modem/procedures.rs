@@ -113,17 +113,19 @@ pub fn last_error<Ch: Channel>(ch: &mut Ch) -> Ret!(Error) {
 /// Sends `AT` until the modem answers `OK`, then waits for `APP RDY` if the modem just booted.
 pub fn sync<Ch: Channel>(ch: &mut Ch, config: &Config) -> Ret!(Result<()>) {
     run!({
-        let deadline = ch.now_ms() + u64::from(config.timeouts.sync_ms);
+        let deadline = ch.now().after_ms(config.timeouts.sync_ms);
         loop {
             match aw!(exec(ch, &At, Kind::Plain, SYNC_AT_MS)) {
                 Ok(_) => break,
-                Err(e) if ch.now_ms() >= deadline => return Err(if e == Error::Rebooted { Error::Timeout } else { e }),
+                Err(e) if deadline.reached(ch.now()) => {
+                    return Err(if e == Error::Rebooted { Error::Timeout } else { e });
+                }
                 Err(_) => aw!(ch.sleep_ms(100)),
             }
         }
         let booting = ch.state(|s| s.modem.rebooted && !s.modem.app_ready);
         if booting {
-            let deadline = ch.now_ms() + u64::from(config.timeouts.app_ready_ms);
+            let deadline = ch.now().after_ms(config.timeouts.app_ready_ms);
             // a modem that never prints APP RDY (manual profile) is used anyway after the wait
             let _ = aw!(ch.wait_for(deadline, |s| s.modem.app_ready.then_some(())));
         }
@@ -165,7 +167,7 @@ fn claim<Ch: Channel>(ch: &mut Ch) -> Ret!(Result<()>) {
             if claimed {
                 break;
             }
-            let deadline = ch.now_ms() + 86_400_000;
+            let deadline = ch.now().after_ms(86_400_000);
             aw!(ch.wait_for(deadline, |s| (!s.recovery.in_progress).then_some(())))?;
         }
         ch.set_recovery(true);
@@ -231,11 +233,11 @@ fn bring_up_steps<Ch: Channel>(ch: &mut Ch, config: &Config) -> Ret!(Result<Mode
 
 fn wait_for_sim<Ch: Channel>(ch: &mut Ch, config: &Config) -> Ret!(Result<()>) {
     run!({
-        let deadline = ch.now_ms() + u64::from(config.timeouts.sim_ms);
+        let deadline = ch.now().after_ms(config.timeouts.sim_ms);
         loop {
             match aw!(command(ch, &CpinRead)) {
                 Ok(SimState::Ready) => return Ok(()),
-                Ok(_) | Err(Error::Cme(_) | Error::Failed) if ch.now_ms() < deadline => {
+                Ok(_) | Err(Error::Cme(_) | Error::Failed) if !deadline.reached(ch.now()) => {
                     aw!(ch.sleep_ms(config.timeouts.poll_interval_ms))
                 }
                 Ok(_) | Err(Error::Cme(_) | Error::Failed) => return Err(Error::SimNotReady),
@@ -247,24 +249,24 @@ fn wait_for_sim<Ch: Channel>(ch: &mut Ch, config: &Config) -> Ret!(Result<()>) {
 
 fn wait_for_registration<Ch: Channel>(ch: &mut Ch, config: &Config) -> Ret!(Result<()>) {
     run!({
-        let start = ch.now_ms();
-        let cs_deadline = start + u64::from(config.timeouts.registration_ms);
+        let start = ch.now();
+        let cs_deadline = start.after_ms(config.timeouts.registration_ms);
         let mut ps_deadline = None;
         loop {
             let cs = aw!(command(ch, &RegistrationRead(Domain::Cs))).map(|r| r.is_registered()).unwrap_or(false);
             let ps = aw!(command(ch, &RegistrationRead(Domain::Eps))).map(|r| r.is_registered()).unwrap_or(false)
                 || aw!(command(ch, &RegistrationRead(Domain::Gprs))).map(|r| r.is_registered()).unwrap_or(false);
-            let now = ch.now_ms();
+            let now = ch.now();
             if ps {
                 return Ok(());
             }
             if cs && ps_deadline.is_none() {
-                ps_deadline = Some(now + u64::from(config.timeouts.ps_registration_ms));
+                ps_deadline = Some(now.after_ms(config.timeouts.ps_registration_ms));
             }
             match ps_deadline {
                 // Figure 1: go on after 60 s whether PS registration happened or not
-                Some(d) if now >= d => return Ok(()),
-                None if now >= cs_deadline => return Err(Error::NotRegistered),
+                Some(d) if d.reached(now) => return Ok(()),
+                None if cs_deadline.reached(now) => return Err(Error::NotRegistered),
                 _ => aw!(ch.sleep_ms(config.timeouts.poll_interval_ms)),
             }
         }
@@ -475,7 +477,7 @@ pub fn start_open<Ch: Channel>(ch: &mut Ch, p: &OpenParams<'_>) -> Ret!(Result<S
         aw!(ch.reclaim())?;
         let mut avoid = 0u16;
         loop {
-            let now = ch.now_ms();
+            let now = ch.now();
             let id = ch.state(|s| s.sockets.find_free(avoid, now)).ok_or(Error::NoFreeSocket)?;
             let cmd = Qiopen {
                 context_id: p.context_id,
@@ -491,7 +493,7 @@ pub fn start_open<Ch: Channel>(ch: &mut Ch, p: &OpenParams<'_>) -> Ret!(Result<S
             ch.state(|s| {
                 if let Some(slot) = s.sockets.get_mut(id) {
                     slot.occupy(SlotState::Opening, p.service_type, p.access_mode, p.context_id);
-                    slot.opened_at_ms = now;
+                    slot.opened_at = now;
                     slot.local_port = p.local_port;
                     if let Host::Ip(ip) = p.remote {
                         slot.remote = Some(crate::wire::socket_addr(ip, p.remote_port));
@@ -548,7 +550,7 @@ pub fn start_open<Ch: Channel>(ch: &mut Ch, p: &OpenParams<'_>) -> Ret!(Result<S
 /// closed with `AT+QICLOSE`.
 pub fn finish_open<Ch: Channel>(ch: &mut Ch, r: SlotRef) -> Ret!(Result<()>) {
     run!({
-        let deadline = ch.now_ms() + u64::from(<Qiopen<'_> as atat::AtatCmd>::MAX_TIMEOUT_MS);
+        let deadline = ch.now().after_ms(<Qiopen<'_> as atat::AtatCmd>::MAX_TIMEOUT_MS);
         match aw!(ch.wait_for(deadline, |s| open_result(s, r))) {
             Ok(result) => result,
             Err(Error::Timeout) => {
@@ -566,10 +568,10 @@ pub fn start_dns<Ch: Channel>(ch: &mut Ch, context_id: u8, hostname: &str) -> Re
     run!({
         crate::commands::Qidnsgip { context_id, hostname }.write_to(&mut crate::wire::Discard)?;
         aw!(ensure_context(ch, context_id))?;
-        let now = ch.now_ms();
-        let until = now + u64::from(<Qidnsgip<'_> as atat::AtatCmd>::MAX_TIMEOUT_MS);
+        let now = ch.now();
+        let until = now.after_ms(<Qidnsgip<'_> as atat::AtatCmd>::MAX_TIMEOUT_MS);
         let claimed = ch.state(|s| {
-            if s.dns.pending && now < s.dns.until {
+            if s.dns.pending && !s.dns.until.reached(now) {
                 return false;
             }
             s.dns = crate::core::DnsState { pending: true, until, ..Default::default() };
@@ -598,17 +600,17 @@ pub fn resolve<Ch: Channel>(
             return Ok(ip);
         }
         // one query at a time: wait for a running one to finish
-        let deadline = ch.now_ms() + u64::from(<Qidnsgip<'_> as atat::AtatCmd>::MAX_TIMEOUT_MS);
+        let deadline = ch.now().after_ms(<Qidnsgip<'_> as atat::AtatCmd>::MAX_TIMEOUT_MS);
         loop {
             match aw!(start_dns(ch, context_id, hostname)) {
                 Err(Error::Busy) => {
-                    let now = ch.now_ms();
-                    aw!(ch.wait_for(deadline, |s| (!s.dns.pending || now >= s.dns.until).then_some(())))?;
+                    let now = ch.now();
+                    aw!(ch.wait_for(deadline, |s| (!s.dns.pending || s.dns.until.reached(now)).then_some(())))?;
                 }
                 other => break other?,
             }
         }
-        let deadline = ch.now_ms() + u64::from(<Qidnsgip<'_> as atat::AtatCmd>::MAX_TIMEOUT_MS);
+        let deadline = ch.now().after_ms(<Qidnsgip<'_> as atat::AtatCmd>::MAX_TIMEOUT_MS);
         match aw!(ch.wait_for(deadline, |s| dns_result(s, &addr_type))) {
             Ok(r) => r,
             Err(e) => {
@@ -713,11 +715,11 @@ pub fn ping<Ch: Channel>(
         let cmd = crate::commands::Qping { context_id, host, timeout_s, count };
         cmd.write_to(&mut crate::wire::Discard)?;
         aw!(ensure_context(ch, context_id))?;
-        let now = ch.now_ms();
-        let until = now + u64::from(cmd.results_timeout_ms());
+        let now = ch.now();
+        let until = now.after_ms(cmd.results_timeout_ms());
         let expected = count.unwrap_or(4);
         let claimed = ch.state(|s| {
-            if s.ping.pending && now < s.ping.until {
+            if s.ping.pending && !s.ping.until.reached(now) {
                 return false;
             }
             s.ping = crate::core::PingState { pending: true, until, expected, ..Default::default() };
@@ -754,10 +756,10 @@ pub fn sync_time<Ch: Channel>(
         let cmd = crate::commands::Qntp { context_id, server, port, set_clock };
         cmd.write_to(&mut crate::wire::Discard)?;
         aw!(ensure_context(ch, context_id))?;
-        let now = ch.now_ms();
-        let until = now + u64::from(cmd.results_timeout_ms());
+        let now = ch.now();
+        let until = now.after_ms(cmd.results_timeout_ms());
         let claimed = ch.state(|s| {
-            if s.ntp.pending && now < s.ntp.until {
+            if s.ntp.pending && !s.ntp.until.reached(now) {
                 return false;
             }
             s.ntp = crate::core::NtpState { pending: true, until, done: None };
@@ -860,25 +862,27 @@ pub fn reboot<Ch: Channel>(ch: &mut Ch, config: &Config) -> Ret!(Result<ModemInf
 
 fn reboot_claimed<Ch: Channel>(ch: &mut Ch, config: &Config) -> Ret!(Result<ModemInfo>) {
     run!({
-        let now = ch.now_ms();
-        let (mut n, last) = ch.state(|s| (s.recovery.reboots + 1, s.recovery.last_reboot_ms));
-        if last.is_some_and(|t| now.saturating_sub(t) > crate::recovery::SERIES_RESET_MS) {
+        let now = ch.now();
+        let (mut n, last) = ch.state(|s| (s.recovery.reboots + 1, s.recovery.last_reboot));
+        // the series goes on only if the last reboot was less than an hour ago (a negative
+        // distance means more than 24.8 days: `Instant` wraps)
+        let series = crate::recovery::SERIES_RESET_MS as i32;
+        let last = last.filter(|t| (0..=series).contains(&now.diff_ms(*t)));
+        if last.is_none() {
             n = 1;
         }
         let wait = ch.policy().delay_before(n);
         if let Some(last) = last {
-            let allowed = last + wait;
-            if now < allowed {
-                // u32 arithmetic: a u64 division would pull in 0.7 KB of compiler builtins
-                let ms = u32::try_from(allowed - now).unwrap_or(u32::MAX);
-                let retry_in_s = u16::try_from(ms.div_ceil(1000)).unwrap_or(u16::MAX);
+            let allowed = last.after_ms(wait);
+            if !allowed.reached(now) {
+                let retry_in_s = u16::try_from(allowed.ms_since(now).div_ceil(1000)).unwrap_or(u16::MAX);
                 return Err(Error::RebootBackoff { retry_in_s });
             }
         }
         warn!("rebooting the modem ({} in this series)", n);
         ch.state(|s| {
             let r = &mut s.recovery;
-            (r.reboots, r.last_reboot_ms, r.reboot_needed, r.suspect) = (n, Some(now), false, false);
+            (r.reboots, r.last_reboot, r.reboot_needed, r.suspect) = (n, Some(now), false, false);
             r.total_reboots = r.total_reboots.saturating_add(1);
             s.modem.rebooted = false;
         });
@@ -887,7 +891,7 @@ fn reboot_claimed<Ch: Channel>(ch: &mut Ch, config: &Config) -> Ret!(Result<Mode
             aw!(hard_reset(ch));
         }
         // the modem says RDY when it is back
-        let deadline = ch.now_ms() + u64::from(config.timeouts.sync_ms);
+        let deadline = ch.now().after_ms(config.timeouts.sync_ms);
         let _ = aw!(ch.wait_for(deadline, |s| s.modem.rebooted.then_some(())));
         let result = aw!(bring_up_claimed(ch, config));
         if result.is_err() {
@@ -936,7 +940,7 @@ pub fn power_on<Ch: Channel>(ch: &mut Ch, config: &Config) -> Ret!(Result<()>) {
         });
         aw!(ch.sleep_ms(crate::recovery::POWER_KEY_PULSE_MS));
         ch.with_power(|p| p.set_power_key(false));
-        let deadline = ch.now_ms() + u64::from(config.timeouts.sync_ms);
+        let deadline = ch.now().after_ms(config.timeouts.sync_ms);
         aw!(ch.wait_for(deadline, |s| s.modem.rebooted.then_some(())))
     })
 }
@@ -946,7 +950,7 @@ pub fn power_on<Ch: Channel>(ch: &mut Ch, config: &Config) -> Ret!(Result<()>) {
 pub fn power_down<Ch: Channel>(ch: &mut Ch) -> Ret!(Result<()>) {
     run!({
         aw!(command(ch, &crate::commands::Qpowd { normal: true }))?;
-        let deadline = ch.now_ms() + 60_000;
+        let deadline = ch.now().after_ms(60_000);
         let _ = aw!(ch.wait_for(deadline, |s| s.modem.powered_down.then_some(())));
         aw!(ch.sleep_ms(crate::recovery::POWER_DOWN_WAIT_MS));
         ch.with_power(|p| p.set_supply(false));
@@ -969,10 +973,10 @@ pub fn power_down<Ch: Channel>(ch: &mut Ch) -> Ret!(Result<()>) {
 pub fn supervise_acks<Ch: Channel>(ch: &mut Ch) -> Ret!(Result<()>) {
     run!({
         let policy = ch.policy();
-        let now = ch.now_ms();
+        let now = ch.now();
         while let Some(r) = ch.state(|s| s.sockets.ack_due(now)) {
             let counters = aw!(command(ch, &crate::commands::QisendQuery { connect_id: r.connect_id }));
-            let now = ch.now_ms();
+            let now = ch.now();
             ch.state(|s| {
                 let Ok(slot) = s.sockets.current_mut(r) else { return };
                 match counters {
@@ -986,10 +990,10 @@ pub fn supervise_acks<Ch: Channel>(ch: &mut Ch) -> Ret!(Result<()>) {
                             );
                             slot.release(SlotState::PendingClose, Some(Error::Timeout));
                         } else {
-                            slot.ack_due = Some(crate::socket::deadline(now + u64::from(policy.ack_interval_ms)));
+                            slot.ack_due = Some(now.after_ms(policy.ack_interval_ms));
                         }
                     }
-                    Err(_) => slot.ack_due = Some(crate::socket::deadline(now + u64::from(policy.ack_interval_ms))),
+                    Err(_) => slot.ack_due = Some(now.after_ms(policy.ack_interval_ms)),
                 }
             });
         }

@@ -183,6 +183,11 @@ impl embedded_io_async::Write for MockSerial {
     }
 }
 
+/// Where every test clock starts: 1.5 s before the stack's 32-bit `clock::Instant` wraps,
+/// so that every test's deadlines, back-offs and ACK checks are computed and compared across
+/// the wrap.
+pub const CLOCK_START_MS: u64 = (1 << 32) - 1_500;
+
 /// Real time through tokio, for async tests.
 #[derive(Clone, Copy)]
 pub struct TokioClock(pub std::time::Instant);
@@ -195,7 +200,7 @@ impl Default for TokioClock {
 
 impl quectel_bg96::clock::Clock for TokioClock {
     fn now_ms(&self) -> u64 {
-        self.0.elapsed().as_millis() as u64
+        CLOCK_START_MS + self.0.elapsed().as_millis() as u64
     }
 }
 
@@ -210,8 +215,13 @@ impl quectel_bg96::clock::AsyncClock for TokioClock {
 
 /// A clock that advances 1 ms each time it is read: timeouts run out after a fixed number of
 /// polls, whatever the machine is doing.
-#[derive(Default)]
 pub struct TickClock(Cell<u64>);
+
+impl Default for TickClock {
+    fn default() -> Self {
+        Self(Cell::new(CLOCK_START_MS))
+    }
+}
 
 impl quectel_bg96::clock::Clock for TickClock {
     fn now_ms(&self) -> u64 {
@@ -271,7 +281,7 @@ impl Default for StdClock {
 
 impl quectel_bg96::clock::Clock for StdClock {
     fn now_ms(&self) -> u64 {
-        self.0.elapsed().as_millis() as u64
+        CLOCK_START_MS + self.0.elapsed().as_millis() as u64
     }
 }
 
@@ -328,11 +338,16 @@ pub async fn sim_stack(
 #[derive(Clone, Default)]
 pub struct FastClock(std::sync::Arc<std::sync::Mutex<FastState>>);
 
-#[derive(Default)]
 struct FastState {
     base: u64,
     since: Option<std::time::Instant>,
     factor: u64,
+}
+
+impl Default for FastState {
+    fn default() -> Self {
+        Self { base: CLOCK_START_MS, since: None, factor: 1 }
+    }
 }
 
 impl FastClock {
