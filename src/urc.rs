@@ -13,6 +13,7 @@ use crate::wire::{self, after_prefix, fields};
 
 /// A parsed URC line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Urc<'a> {
     /// `+QIURC: "recv",<connectID>[,<len>]`: data waiting in buffer access mode (`len` with
     /// `recvind` on). Direct-push data never reaches this parser: the ingress frames it.

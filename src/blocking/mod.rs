@@ -504,7 +504,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Bg96<S, C, P> {
 
     /// Reboots the modem now (`AT+CFUN=1,1`, or the reset line / power key when it does not
     /// answer) and brings it up again, within the reboot back-off of the
-    /// [`RebootPolicy`](crate::recovery::RebootPolicy).
+    /// [`RebootPolicy`].
     pub fn reboot(&self) -> Result<ModemInfo> {
         self.with(|i| {
             let info = modem::blocking::reboot(&mut i.link, &i.config)?;
