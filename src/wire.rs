@@ -127,15 +127,21 @@ impl<const N: usize> Sink for Window<N> {
 }
 
 /// Writes an unsigned decimal number.
-pub fn put_u32(sink: &mut dyn Sink, mut value: u32) {
+pub fn put_u32(sink: &mut dyn Sink, value: u32) {
+    put_radix(sink, value, 10);
+}
+
+/// Writes `value` in base `radix` (10 or 16; upper-case hex digits, no leading zeros).
+fn put_radix(sink: &mut dyn Sink, mut value: u32, radix: u32) {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
     let mut digits = [0u8; 10];
     let mut start = digits.len();
     loop {
         start -= 1;
-        if let Some(d) = digits.get_mut(start) {
-            *d = b'0' + (value % 10) as u8;
+        if let (Some(d), Some(&c)) = (digits.get_mut(start), DIGITS.get((value % radix) as usize)) {
+            *d = c;
         }
-        value /= 10;
+        value /= radix;
         if value == 0 || start == 0 {
             break;
         }
@@ -167,49 +173,32 @@ pub fn put_quoted(sink: &mut dyn Sink, s: &str, max: usize) -> Result<()> {
 
 /// Writes an IP address in quotes, IPv6 without `::` compression (the BG96 rejects it).
 pub fn put_ip(sink: &mut dyn Sink, ip: IpAddr) -> Result<()> {
-    sink.put(b"\"");
-    match ip {
+    // the groups, how many, their base and separator: one loop for both families
+    let mut groups = [0u16; 8];
+    let (n, radix, separator) = match ip {
         IpAddr::V4(v4) => {
-            for (i, octet) in v4.octets().iter().enumerate() {
-                if i > 0 {
-                    sink.put(b".");
-                }
-                put_u32(sink, u32::from(*octet));
+            for (g, o) in groups.iter_mut().zip(v4.octets()) {
+                *g = u16::from(o);
             }
+            (4, 10, b".")
         }
         #[cfg(feature = "ipv6")]
         IpAddr::V6(v6) => {
-            for (i, seg) in v6.segments().iter().enumerate() {
-                if i > 0 {
-                    sink.put(b":");
-                }
-                put_hex16(sink, *seg);
-            }
+            groups = v6.segments();
+            (8, 16, b":")
         }
         #[cfg(not(feature = "ipv6"))]
         IpAddr::V6(_) => return Err(crate::error::Error::NotSupported),
+    };
+    sink.put(b"\"");
+    for (i, g) in groups.iter().take(n).enumerate() {
+        if i > 0 {
+            sink.put(separator);
+        }
+        put_radix(sink, u32::from(*g), radix);
     }
     sink.put(b"\"");
     Ok(())
-}
-
-#[cfg(feature = "ipv6")]
-fn put_hex16(sink: &mut dyn Sink, v: u16) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut out = [0u8; 4];
-    let mut n = 0;
-    let mut started = false;
-    for shift in [12u16, 8, 4, 0] {
-        let nibble = usize::from((v >> shift) & 0xf);
-        if nibble != 0 || started || shift == 0 {
-            started = true;
-            if let (Some(slot), Some(h)) = (out.get_mut(n), HEX.get(nibble)) {
-                *slot = *h;
-            }
-            n += 1;
-        }
-    }
-    sink.put(out.get(..n).unwrap_or(&[]));
 }
 
 /// Writes bytes as upper-case hex digits (for `AT+QISENDEX`).
