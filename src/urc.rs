@@ -100,11 +100,14 @@ fn u16_of(v: Option<u32>) -> Option<u16> {
 
 /// Parses a line as a URC; `None` if it is not one.
 pub fn parse(line: &[u8]) -> Option<Urc<'_>> {
-    match line {
-        b"RDY" => return Some(Urc::Ready),
-        b"APP RDY" => return Some(Urc::AppReady),
-        b"POWERED DOWN" => return Some(Urc::PoweredDown),
-        _ => {}
+    // (a table of kinds, not of `Urc`s: copying a `Urc` out of a table costs more code)
+    const STATUS: [(&[u8], Status); 3] =
+        [(b"RDY", Status::Ready), (b"APP RDY", Status::AppReady), (b"POWERED DOWN", Status::PoweredDown)];
+    match wire::lookup(&STATUS, line) {
+        Some(Status::Ready) => return Some(Urc::Ready),
+        Some(Status::AppReady) => return Some(Urc::AppReady),
+        Some(Status::PoweredDown) => return Some(Urc::PoweredDown),
+        None => {}
     }
     if let Some(p) = after_prefix(line, b"+QIURC:") {
         return parse_qiurc(p);
@@ -139,6 +142,14 @@ pub fn parse(line: &[u8]) -> Option<Urc<'_>> {
         }
     }
     None
+}
+
+/// The status lines without parameters.
+#[derive(Clone, Copy)]
+enum Status {
+    Ready,
+    AppReady,
+    PoweredDown,
 }
 
 /// The kinds of `+QIURC` (the quoted first field).
