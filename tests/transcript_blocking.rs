@@ -378,3 +378,62 @@ fn udp_service_send_to_and_receive_with_senders() {
     embedded_nal::UdpClientStack::close(&mut stack, sock).unwrap();
     s.assert_done();
 }
+
+/// A serial port whose writes fail while `broken` is set; counts the failed writes.
+struct FlakySerial {
+    inner: common::MockSerial,
+    broken: std::rc::Rc<std::cell::Cell<bool>>,
+    failed_writes: std::rc::Rc<std::cell::Cell<usize>>,
+}
+
+impl embedded_io::ErrorType for FlakySerial {
+    type Error = common::MockError;
+}
+impl embedded_io::Read for FlakySerial {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, common::MockError> {
+        self.inner.read(buf)
+    }
+}
+impl embedded_io::ReadReady for FlakySerial {
+    fn read_ready(&mut self) -> Result<bool, common::MockError> {
+        self.inner.read_ready()
+    }
+}
+impl embedded_io::Write for FlakySerial {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, common::MockError> {
+        if self.broken.get() {
+            self.failed_writes.set(self.failed_writes.get() + 1);
+            return Err(common::MockError);
+        }
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> Result<(), common::MockError> {
+        self.inner.flush()
+    }
+}
+
+#[test]
+fn a_serial_write_error_ends_the_line_and_the_stack_stays_usable() {
+    let s = Script::new();
+    bring_up_script(&s);
+    let broken = std::rc::Rc::new(std::cell::Cell::new(false));
+    let failed_writes = std::rc::Rc::new(std::cell::Cell::new(0));
+    let serial = FlakySerial { inner: s.serial(), broken: broken.clone(), failed_writes: failed_writes.clone() };
+    let modem = Bg96::new(serial, TickClock::default(), config());
+    modem.bring_up().unwrap();
+    s.assert_done();
+
+    // the line (36 bytes) is longer than one piece the stack writes (32): the first failed
+    // write ends it, nothing after it is tried, and the error is the serial port's
+    broken.set(true);
+    let dns = |a: &str| a.parse().unwrap();
+    let r = modem.set_dns_servers(dns("8.8.8.8"), Some(dns("8.8.4.4")));
+    assert_eq!(r, Err(Error::Serial(embedded_io::ErrorKind::Other)));
+    assert_eq!(failed_writes.get(), 1);
+
+    // the port works again: so does the stack, with the whole line
+    broken.set(false);
+    s.exchange("AT+QIDNSCFG=1,\"8.8.8.8\",\"8.8.4.4\"\r", "\r\nOK\r\n");
+    modem.set_dns_servers(dns("8.8.8.8"), Some(dns("8.8.4.4"))).unwrap();
+    s.assert_done();
+}
