@@ -654,7 +654,7 @@ impl State {
             // `NO CARRIER`/`OK` ending transparent mode arrive with no command in flight
             if let Some(id) = self.modem.transparent {
                 if matches!(f, Final::NoCarrier | Final::Ok) {
-                    self.leave_transparent(id, f == Final::NoCarrier);
+                    self.leave_transparent(id, matches!(f, Final::NoCarrier));
                     return After::Nothing;
                 }
             }
@@ -664,7 +664,7 @@ impl State {
         }
         if self.modem.transparent.is_some() && matches!(f, Final::NoCarrier | Final::Ok) {
             if let Some(id) = self.modem.transparent {
-                self.leave_transparent(id, f == Final::NoCarrier);
+                self.leave_transparent(id, matches!(f, Final::NoCarrier));
             }
         }
         self.cmd.result = Some(f);
@@ -676,7 +676,7 @@ impl State {
             self.changes.sockets |= 1u16.checked_shl(u32::from(connect_id)).unwrap_or(0);
             return After::PushMask;
         }
-        if f == Final::Connect {
+        if matches!(f, Final::Connect) {
             if let Kind::Connect { connect_id } = self.cmd.kind {
                 let id = connect_id.or(self.modem.last_transparent);
                 if let Some(id) = id {

@@ -882,7 +882,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
                 Err(Error::Failed) => {
                     let e = modem::blocking::last_error(&mut self.link);
                     // ERROR means the socket is gone (field note 11)
-                    let e = if e == Error::Failed { Error::Closed } else { e };
+                    let e = if matches!(e, Error::Failed) { Error::Closed } else { e };
                     return Err(nb::Error::Other(e));
                 }
                 Err(e) => return Err(nb::Error::Other(e)),

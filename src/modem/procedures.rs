@@ -118,7 +118,7 @@ pub fn sync<Ch: Channel>(ch: &mut Ch, config: &Config) -> Ret!(Result<()>) {
             match aw!(exec(ch, &At, Kind::Plain, SYNC_AT_MS)) {
                 Ok(_) => break,
                 Err(e) if deadline.reached(ch.now()) => {
-                    return Err(if e == Error::Rebooted { Error::Timeout } else { e });
+                    return Err(if matches!(e, Error::Rebooted) { Error::Timeout } else { e });
                 }
                 Err(_) => aw!(ch.sleep_ms(100)),
             }
@@ -283,7 +283,7 @@ pub fn activate_context<Ch: Channel>(ch: &mut Ch, context_id: u8) -> Ret!(Result
             return Ok(ip);
         }
         if let Err(e) = aw!(command(ch, &Qiact { context_id })) {
-            if e == Error::Timeout {
+            if matches!(e, Error::Timeout) {
                 // Figure 1: no answer to AT+QIACT in 150 s: reboot
                 ch.state(|s| s.recovery.reboot_needed = true);
             }
@@ -311,7 +311,7 @@ pub fn deactivate_context<Ch: Channel>(ch: &mut Ch, context_id: u8) -> Ret!(Resu
             ch.state(|s| {
                 let r = &mut s.recovery;
                 r.deactivate_failures = r.deactivate_failures.saturating_add(1);
-                if e == Error::Timeout || r.deactivate_failures >= max {
+                if matches!(e, Error::Timeout) || r.deactivate_failures >= max {
                     r.reboot_needed = true;
                 }
             });
@@ -433,7 +433,7 @@ fn close_claimed<Ch: Channel>(ch: &mut Ch, r: SlotRef) -> Ret!(Result<()>) {
     run!({
         let cmd = Qiclose { connect_id: r.connect_id, timeout_s: None };
         let result = aw!(command_with(ch, &cmd, Kind::Close(r), cmd.timeout_ms()));
-        if result == Err(Error::Timeout) {
+        if matches!(result, Err(Error::Timeout)) {
             // Figure 1: no answer to AT+QICLOSE in 10 s: reboot
             ch.state(|s| s.recovery.reboot_needed = true);
         }
@@ -448,7 +448,7 @@ fn close_claimed<Ch: Channel>(ch: &mut Ch, r: SlotRef) -> Ret!(Result<()>) {
                 && slot.generation == r.generation
                 && slot.state == SlotState::Closing
             {
-                let next = if result.is_ok() || result == Err(Error::Rebooted) {
+                let next = if matches!(result, Ok(()) | Err(Error::Rebooted)) {
                     SlotState::Free
                 } else {
                     SlotState::PendingClose
@@ -530,7 +530,7 @@ pub fn start_open<Ch: Channel>(ch: &mut Ch, p: &OpenParams<'_>) -> Ret!(Result<S
                 Err(e) => {
                     ch.state(|s| {
                         if let Some(slot) = s.sockets.get_mut(id) {
-                            if e == Error::Timeout {
+                            if matches!(e, Error::Timeout) {
                                 // without an answer the modem may have opened it: close it first
                                 slot.release(SlotState::PendingClose, None);
                             } else {
