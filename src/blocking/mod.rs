@@ -228,7 +228,9 @@ fn serial_error<E: embedded_io::Error>(e: E) -> Error {
 }
 
 impl<S, C: Clock, P> Link<S, C, P> {
-    /// The clock's time.
+    /// The clock's time (out of line: the stack reads it in many places, and a clock read
+    /// can be a critical section).
+    #[inline(never)]
     fn now(&self) -> Instant {
         Instant::now(&self.clock)
     }
