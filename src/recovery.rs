@@ -75,7 +75,9 @@ pub struct RecoveryState {
     pub open_failures: u8,
     /// Consecutive failed deactivations.
     pub deactivate_failures: u8,
-    /// Reboots in the current series (reset by a successful bring-up).
+    /// Reboots in the current series: a series ends when the modem ran an hour
+    /// ([`SERIES_RESET_MS`]) without a reboot, not at a successful bring-up (a modem that comes
+    /// up and fails again at once is what the back-off is for).
     pub reboots: u32,
     /// When the last reboot happened, for the back-off.
     pub last_reboot: Option<crate::clock::Instant>,
