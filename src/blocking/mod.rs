@@ -155,9 +155,9 @@ impl DataSink for ReadSink<'_> {
     }
 }
 
-/// The serial port and the engine: what the shared procedures drive (the
-/// [`BlockingChannel`]). The configuration is beside it in [`Inner`], not in it, so that a
-/// procedure can take both without a copy of the configuration.
+/// The serial port and the engine, which the shared procedures drive (the
+/// [`BlockingChannel`]), and the front's own bookkeeping. The configuration is beside it in
+/// [`Inner`], not in it, so that a procedure can take both without copying the configuration.
 struct Link<S, C, P> {
     serial: S,
     clock: C,
