@@ -55,6 +55,18 @@ impl Instant {
         now.diff_ms(self) >= 0
     }
 
+    /// Whether a deadline that was set at most `max_ahead_ms` ahead has passed at `now`.
+    ///
+    /// Use it for state that can be left behind and looked at again much later (a query
+    /// nobody waits for any more, a socket nobody polls): unlike [`reached`](Self::reached),
+    /// it does not take a deadline that passed more than 24.8 days ago for one in the
+    /// future. It can still be fooled in a window of `max_ahead_ms` once every 49.7 days,
+    /// and then only delays.
+    pub const fn expired(self, now: Instant, max_ahead_ms: u32) -> bool {
+        let d = now.diff_ms(self);
+        d >= 0 || d.unsigned_abs() > max_ahead_ms
+    }
+
     /// Milliseconds from `earlier` to `self`, 0 if `self` is not later.
     pub const fn ms_since(self, earlier: Instant) -> u32 {
         let d = self.diff_ms(earlier);

@@ -231,7 +231,7 @@ impl SocketTable {
     /// `now` expires old attempts' outstanding results (see [`Slot::stale_open`]).
     pub fn find_free(&mut self, avoid: u16, now: Instant) -> Option<u8> {
         for s in &mut self.slots {
-            if s.stale_open.is_some_and(|until| until.reached(now)) {
+            if s.stale_open.is_some_and(|until| until.expired(now, OPEN_RESULT_MS)) {
                 s.stale_open = None;
             }
         }
@@ -267,19 +267,22 @@ impl SocketTable {
             .map(|(id, s)| SlotRef { connect_id: id, generation: s.generation })
     }
 
-    /// The first socket whose acknowledgement check is due at `now`.
-    pub fn ack_due(&self, now: Instant) -> Option<SlotRef> {
+    /// The first socket whose acknowledgement check is due at `now` (`interval_ms`: how far
+    /// ahead checks are scheduled, see [`Instant::expired`]).
+    pub fn ack_due(&self, now: Instant, interval_ms: u32) -> Option<SlotRef> {
         self.iter()
-            .find(|(_, s)| s.state == SlotState::Open && s.ack_due.is_some_and(|t| t.reached(now)))
+            .find(|(_, s)| s.state == SlotState::Open && s.ack_due.is_some_and(|t| t.expired(now, interval_ms)))
             .map(|(id, s)| SlotRef { connect_id: id, generation: s.generation })
     }
 
-    /// When the next acknowledgement check is due (the earliest, seen from `now`).
-    pub fn next_ack_due(&self, now: Instant) -> Option<Instant> {
+    /// When the next acknowledgement check is due (the earliest, seen from `now`; `now` for
+    /// one that is overdue).
+    pub fn next_ack_due(&self, now: Instant, interval_ms: u32) -> Option<Instant> {
         self.slots
             .iter()
             .filter(|s| s.state == SlotState::Open)
             .filter_map(|s| s.ack_due)
+            .map(|t| if t.expired(now, interval_ms) { now } else { t })
             .min_by_key(|t| t.diff_ms(now))
     }
 
@@ -327,9 +330,13 @@ mod tests {
             s.occupy(SlotState::Open, ServiceType::Tcp, AccessMode::Buffer, 1);
             s.ack_due = Some(due);
         }
-        assert_eq!(t.next_ack_due(now), Some(now.after_ms(500)));
-        assert_eq!(t.ack_due(now), None);
-        assert_eq!(t.ack_due(now.after_ms(600)).map(|r| r.connect_id), Some(1));
+        assert_eq!(t.next_ack_due(now, 5_000), Some(now.after_ms(500)));
+        assert_eq!(t.ack_due(now, 5_000), None);
+        assert_eq!(t.ack_due(now.after_ms(600), 5_000).map(|r| r.connect_id), Some(1));
+        // nobody polled for 30 days: both checks are overdue, not 18.8 days ahead
+        let later = now.after_ms(30 * 86_400_000);
+        assert_eq!(t.ack_due(later, 5_000).map(|r| r.connect_id), Some(0));
+        assert_eq!(t.next_ack_due(later, 5_000), Some(later));
     }
 
     #[test]
@@ -346,6 +353,18 @@ mod tests {
         // afterwards the id is free again
         assert_eq!(t.find_free(0, start.after_ms(OPEN_RESULT_MS)), Some(0));
         assert_eq!(t.get(0).unwrap().stale_open, None);
+    }
+
+    #[test]
+    fn an_abandoned_open_looked_at_weeks_later_has_expired() {
+        let mut t = SocketTable::new();
+        let slot = t.get_mut(0).unwrap();
+        slot.occupy(SlotState::Opening, ServiceType::Tcp, AccessMode::Buffer, 1);
+        let start = Instant::from_ms(u64::from(u32::MAX) - 1_000);
+        slot.opened_at = start;
+        slot.release(SlotState::Free, None);
+        // 30 days later the 32-bit time has wrapped: the old +QIOPEN cannot come any more
+        assert_eq!(t.find_free(0, start.after_ms(30 * 86_400_000)), Some(0));
     }
 
     #[test]

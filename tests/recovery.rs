@@ -255,6 +255,26 @@ fn reboots_follow_the_backoff_policy() {
     modem.reboot().unwrap();
 }
 
+#[test]
+fn a_new_series_still_waits_out_the_backoff_since_the_last_reboot() {
+    // no immediate reboots: every reboot waits 2 h after the one before, whichever series
+    let policy = RebootPolicy { immediate_reboots: 0, backoff_s: [7_200; 3], ..RebootPolicy::default() };
+    let (_sim, modem, clock) = start(policy);
+    modem.reboot().unwrap();
+    // 1.5 h later the series is over, but the 2 h since the last reboot are not
+    clock.speed(10_000);
+    std::thread::sleep(Duration::from_millis(540));
+    clock.speed(1);
+    let Err(Error::RebootBackoff { retry_in_s }) = modem.reboot() else { panic!("the reboot must wait") };
+    assert!((1_200..=2_400).contains(&retry_in_s), "{retry_in_s}");
+    // and once they are, it reboots
+    clock.speed(10_000);
+    std::thread::sleep(Duration::from_millis(400));
+    clock.speed(1);
+    modem.reboot().unwrap();
+    assert_eq!(modem.recovery().total_reboots, 2);
+}
+
 /// Power lines for tests: pressing the key (or asserting reset) "powers" the simulated modem.
 #[derive(Clone, Default)]
 struct TestPins {

@@ -282,7 +282,7 @@ impl<R: Read, W: Write, C: AsyncClock> Runner<'_, R, W, C> {
         let housekeeping = async {
             loop {
                 // woken by the runner's input, or when an acknowledgement check is due
-                let next_ack = r.with(|s| s.core.st.sockets.next_ack_due(r.now()));
+                let next_ack = r.with(|s| s.core.st.sockets.next_ack_due(r.now(), s.policy.ack_interval_ms));
                 match next_ack {
                     Some(t) => {
                         let _ = select(r.housekeeping.wait(), r.wait_until(t)).await;
@@ -691,7 +691,7 @@ impl<'d, W: Write, C: AsyncClock> Stack<'d, W, C> {
                 Ok(()) => {
                     let now = r.now();
                     let had_ack_check = r.with(|s| {
-                        let before = s.core.st.sockets.next_ack_due(now);
+                        let before = s.core.st.sockets.next_ack_due(now, s.policy.ack_interval_ms);
                         modem::note_sent(&mut s.core.st, slot, now, &s.policy);
                         before.is_some()
                     });

@@ -327,7 +327,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
         }
         self.recover_if_due()?;
         let now = self.now();
-        if self.core.st.sockets.ack_due(now).is_some() {
+        if self.core.st.sockets.ack_due(now, self.link.policy.ack_interval_ms).is_some() {
             modem::blocking::supervise_acks(&mut self.link)?;
         }
         Ok(())
@@ -973,7 +973,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
                 *st = Sock::New;
                 Err(nb::Error::Other(e))
             }
-            None if deadline.reached(self.now()) => {
+            None if deadline.expired(self.now(), <crate::commands::Qiopen<'_> as atat::AtatCmd>::MAX_TIMEOUT_MS) => {
                 // Figure 1: no +QIOPEN within 150 s, close the connection
                 let _ = modem::blocking::close_slot(&mut self.link, slot);
                 *st = Sock::New;
@@ -1088,6 +1088,9 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> embedded_nal::UdpCl
     }
 }
 
+/// How long a non-blocking `get_host_by_name` waits for its answer.
+const DNS_QUERY_MS: u32 = 60_000;
+
 /// State of a DNS query started by a non-blocking `get_host_by_name`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct DnsQuery {
@@ -1121,7 +1124,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> embedded_nal::Dns f
                             i.dns_query = None;
                             r.map_err(nb::Error::Other)
                         }
-                        None if q.deadline.reached(i.now()) => {
+                        None if q.deadline.expired(i.now(), DNS_QUERY_MS) => {
                             i.dns_query = None;
                             i.core.st.dns.pending = false;
                             Err(nb::Error::Other(Error::Timeout))
@@ -1142,7 +1145,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> embedded_nal::Dns f
                 None => {
                     let context_id = i.config.context_id;
                     modem::blocking::start_dns(&mut i.link, context_id, hostname)?;
-                    i.dns_query = Some(DnsQuery { name_hash: hash, deadline: i.now().after_ms(60_000) });
+                    i.dns_query = Some(DnsQuery { name_hash: hash, deadline: i.now().after_ms(DNS_QUERY_MS) });
                     i.poll()?;
                     match modem::dns_result(&mut i.core.st, &addr_type) {
                         Some(r) => {

@@ -19,8 +19,11 @@ pub struct Qntp<'a> {
 }
 impl Qntp<'_> {
     /// How long the result may take (manual: 125 s) plus a margin.
+    pub const RESULTS_MS: u32 = 126_000;
+
+    /// [`Qntp::RESULTS_MS`].
     pub fn results_timeout_ms(&self) -> u32 {
-        126_000
+        Self::RESULTS_MS
     }
 }
 impl Command for Qntp<'_> {

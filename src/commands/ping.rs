@@ -20,6 +20,10 @@ pub struct Qping<'a> {
     pub count: Option<u8>,
 }
 impl Qping<'_> {
+    /// The longest [`results_timeout_ms`](Self::results_timeout_ms) can be (10 requests of
+    /// 255 s).
+    pub const MAX_RESULTS_MS: u32 = (255 * 10 + 60) * 1000;
+
     /// How long the whole ping may take: every request's timeout plus a margin for name
     /// resolution (the field saw up to 150 s).
     pub fn results_timeout_ms(&self) -> u32 {

@@ -563,6 +563,9 @@ pub fn finish_open<Ch: Channel>(ch: &mut Ch, r: SlotRef) -> Ret!(Result<()>) {
     })
 }
 
+/// How long a DNS query may take (the `AT+QIDNSGIP` results).
+const DNS_MS: u32 = <Qidnsgip<'_> as atat::AtatCmd>::MAX_TIMEOUT_MS;
+
 /// Starts `AT+QIDNSGIP` (one query at a time: [`Error::Busy`] while another runs).
 pub fn start_dns<Ch: Channel>(ch: &mut Ch, context_id: u8, hostname: &str) -> Ret!(Result<()>) {
     run!({
@@ -571,7 +574,7 @@ pub fn start_dns<Ch: Channel>(ch: &mut Ch, context_id: u8, hostname: &str) -> Re
         let now = ch.now();
         let until = now.after_ms(<Qidnsgip<'_> as atat::AtatCmd>::MAX_TIMEOUT_MS);
         let claimed = ch.state(|s| {
-            if s.dns.pending && !s.dns.until.reached(now) {
+            if s.dns.pending && !s.dns.until.expired(now, DNS_MS) {
                 return false;
             }
             s.dns = crate::core::DnsState { pending: true, until, ..Default::default() };
@@ -605,7 +608,7 @@ pub fn resolve<Ch: Channel>(
             match aw!(start_dns(ch, context_id, hostname)) {
                 Err(Error::Busy) => {
                     let now = ch.now();
-                    aw!(ch.wait_for(deadline, |s| (!s.dns.pending || s.dns.until.reached(now)).then_some(())))?;
+                    aw!(ch.wait_for(deadline, |s| (!s.dns.pending || s.dns.until.expired(now, DNS_MS)).then_some(())))?;
                 }
                 other => break other?,
             }
@@ -719,7 +722,7 @@ pub fn ping<Ch: Channel>(
         let until = now.after_ms(cmd.results_timeout_ms());
         let expected = count.unwrap_or(4);
         let claimed = ch.state(|s| {
-            if s.ping.pending && !s.ping.until.reached(now) {
+            if s.ping.pending && !s.ping.until.expired(now, crate::commands::Qping::MAX_RESULTS_MS) {
                 return false;
             }
             s.ping = crate::core::PingState { pending: true, until, expected, ..Default::default() };
@@ -759,7 +762,7 @@ pub fn sync_time<Ch: Channel>(
         let now = ch.now();
         let until = now.after_ms(cmd.results_timeout_ms());
         let claimed = ch.state(|s| {
-            if s.ntp.pending && !s.ntp.until.reached(now) {
+            if s.ntp.pending && !s.ntp.until.expired(now, crate::commands::Qntp::RESULTS_MS) {
                 return false;
             }
             s.ntp = crate::core::NtpState { pending: true, until, done: None };
@@ -864,20 +867,16 @@ fn reboot_claimed<Ch: Channel>(ch: &mut Ch, config: &Config) -> Ret!(Result<Mode
     run!({
         let now = ch.now();
         let (mut n, last) = ch.state(|s| (s.recovery.reboots + 1, s.recovery.last_reboot));
-        // the series goes on only if the last reboot was less than an hour ago (a negative
-        // distance means more than 24.8 days: `Instant` wraps)
-        let series = crate::recovery::SERIES_RESET_MS as i32;
-        let last = last.filter(|t| (0..=series).contains(&now.diff_ms(*t)));
-        if last.is_none() {
+        // ms since the last reboot; a negative distance means more than 24.8 days (`Instant`
+        // wraps): as good as never
+        let since = last.map(|t| u32::try_from(now.diff_ms(t)).unwrap_or(u32::MAX));
+        if since.is_some_and(|s| s > crate::recovery::SERIES_RESET_MS) {
             n = 1;
         }
         let wait = ch.policy().delay_before(n);
-        if let Some(last) = last {
-            let allowed = last.after_ms(wait);
-            if !allowed.reached(now) {
-                let retry_in_s = u16::try_from(allowed.ms_since(now).div_ceil(1000)).unwrap_or(u16::MAX);
-                return Err(Error::RebootBackoff { retry_in_s });
-            }
+        if let Some(since) = since.filter(|s| *s < wait) {
+            let retry_in_s = u16::try_from((wait - since).div_ceil(1000)).unwrap_or(u16::MAX);
+            return Err(Error::RebootBackoff { retry_in_s });
         }
         warn!("rebooting the modem ({} in this series)", n);
         ch.state(|s| {
@@ -974,7 +973,7 @@ pub fn supervise_acks<Ch: Channel>(ch: &mut Ch) -> Ret!(Result<()>) {
     run!({
         let policy = ch.policy();
         let now = ch.now();
-        while let Some(r) = ch.state(|s| s.sockets.ack_due(now)) {
+        while let Some(r) = ch.state(|s| s.sockets.ack_due(now, policy.ack_interval_ms)) {
             let counters = aw!(command(ch, &crate::commands::QisendQuery { connect_id: r.connect_id }));
             let now = ch.now();
             ch.state(|s| {
