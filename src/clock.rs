@@ -17,10 +17,13 @@ impl<C: Clock + ?Sized> Clock for &C {
 /// A point in time as the stack keeps it: [`Clock::now_ms`] cut to 32 bits. On a Cortex-M
 /// that is one register instead of two for every deadline the stack computes and compares
 /// (0.5 KB less code in a client firmware), and an instant takes 4 bytes instead of 8 (the
-/// socket table keeps three per connectID). It wraps every 49.7 days, so instants are compared only through
-/// [`Instant::reached`] and the distances below, which are right for spans shorter than 24.8
-/// days; the stack never waits longer than a few hours (the longest are the reboot back-off
-/// and its one-hour series reset, both capped below that).
+/// socket table keeps three per connectID).
+///
+/// It wraps every 49.7 days, so instants have no order: they are compared only through
+/// [`reached`](Self::reached), [`expired`](Self::expired) and the distances, which are right
+/// for spans shorter than 24.8 days. A wait of the stack is far shorter (the longest are the
+/// reboot back-off and its one-hour series); state that can be left behind for longer
+/// expires through [`expired`](Self::expired).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Instant(u32);
