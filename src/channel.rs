@@ -91,6 +91,12 @@ pub trait Channel: Sized {
 
     /// The recovery rules in use now (they can change after the stack was made).
     fn policy(&mut self) -> crate::recovery::RebootPolicy;
+
+    /// This channel started DNS query `ticket` ([`DnsState::ticket`](crate::core::DnsState)):
+    /// if the channel is dropped before the query's result is taken (a cancelled lookup), the
+    /// query is given up ([`DnsState::abandon`](crate::core::DnsState::abandon)) so that it
+    /// does not hold up the next one.
+    fn dns_started(&mut self, _ticket: u8) {}
 }
 
 /// The blocking twin of [`Channel`]: the same operations as plain calls (the blocking front
@@ -152,6 +158,9 @@ pub trait BlockingChannel: Sized {
 
     /// [`Channel::policy`].
     fn policy(&mut self) -> crate::recovery::RebootPolicy;
+
+    /// [`Channel::dns_started`].
+    fn dns_started(&mut self, _ticket: u8) {}
 }
 
 /// The error for a final result code.

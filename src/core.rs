@@ -135,6 +135,39 @@ pub struct DnsState {
     pub ipv6: Option<Ipv6Addr>,
     /// How many addresses the modem announced.
     pub expected: u8,
+    /// Counts the queries started: names the running one, so that an owner that goes away
+    /// gives up its own query and no other.
+    pub ticket: u8,
+    /// The running query's owner went away (a cancelled lookup): its result is dropped when
+    /// it comes, which frees the modem's single DNS query for the next one.
+    pub orphaned: bool,
+}
+
+impl DnsState {
+    /// The running query ended with `result`: kept for its owner, or dropped if the owner
+    /// went away.
+    fn finish(&mut self, result: core::result::Result<(), u16>) {
+        if self.orphaned {
+            self.pending = false;
+            self.orphaned = false;
+            self.result = None;
+        } else {
+            self.result = Some(result);
+        }
+    }
+
+    /// The owner of query `ticket` goes away before its result came: a result that came is
+    /// dropped now, one still to come when it comes.
+    pub fn abandon(&mut self, ticket: u8) {
+        if self.pending && self.ticket == ticket {
+            if self.result.is_some() {
+                self.pending = false;
+                self.result = None;
+            } else {
+                self.orphaned = true;
+            }
+        }
+    }
 }
 
 /// The state of `AT+QPING`.
@@ -324,6 +357,8 @@ impl Core {
                     ipv4: None,
                     ipv6: None,
                     expected: 0,
+                    ticket: 0,
+                    orphaned: false,
                 },
                 #[cfg(feature = "ping")]
                 ping: PingState {
@@ -802,9 +837,9 @@ impl State {
             Urc::DnsResult { err, count, .. } => {
                 if self.dns.pending && self.dns.result.is_none() {
                     if err != 0 {
-                        self.dns.result = Some(Err(err));
+                        self.dns.finish(Err(err));
                     } else if count == 0 {
-                        self.dns.result = Some(Ok(()));
+                        self.dns.finish(Ok(()));
                     } else {
                         self.dns.expected = count;
                         (self.dns.ipv4, self.dns.ipv6) = (None, None);
@@ -821,7 +856,7 @@ impl State {
                     }
                     self.dns.expected -= 1;
                     if self.dns.expected == 0 {
-                        self.dns.result = Some(Ok(()));
+                        self.dns.finish(Ok(()));
                     }
                     self.changes.deferred = true;
                 }
@@ -912,10 +947,8 @@ impl State {
             self.cmd.aborted = Some(Error::Rebooted);
             self.changes.command = true;
         }
-        for (pending, result) in [(&mut self.dns.pending, self.dns.result.is_none())] {
-            if *pending && result {
-                self.dns.result = Some(Err(ErrorCode::Unknown.code()));
-            }
+        if self.dns.pending && self.dns.result.is_none() {
+            self.dns.finish(Err(ErrorCode::Unknown.code()));
         }
         #[cfg(feature = "ping")]
         if self.ping.pending && self.ping.done.is_none() {
@@ -1136,6 +1169,29 @@ mod tests {
         assert_eq!(core.st.dns.ipv4, Some(core::net::Ipv4Addr::new(1, 2, 3, 4)));
         let v6 = if cfg!(feature = "ipv6") { Some(core::net::Ipv6Addr::LOCALHOST) } else { None };
         assert_eq!(core.st.dns.ipv6, v6);
+    }
+
+    #[test]
+    fn an_abandoned_dns_query_is_freed_by_its_result_and_only_by_its_owner() {
+        let mut core = Core::new();
+        let mut sink = VecSink::default();
+        core.st.dns = DnsState { pending: true, ticket: 7, ..Default::default() };
+        // another owner's ticket changes nothing
+        core.st.dns.abandon(6);
+        assert!(core.st.dns.pending && !core.st.dns.orphaned);
+        // abandoned before the answer: the answer frees the query and is dropped
+        core.st.dns.abandon(7);
+        assert!(core.st.dns.pending && core.st.dns.orphaned);
+        core.feed(b"\r\n+QIURC: \"dnsgip\",0,1,600\r\n\r\n+QIURC: \"dnsgip\",\"1.2.3.4\"\r\n", &mut sink);
+        assert!(!core.st.dns.pending && !core.st.dns.orphaned);
+        assert_eq!(core.st.dns.result, None);
+        // abandoned after the answer came: freed at once
+        core.st.dns = DnsState { pending: true, ticket: 8, ..Default::default() };
+        core.feed(b"\r\n+QIURC: \"dnsgip\",565\r\n", &mut sink);
+        assert_eq!(core.st.dns.result, Some(Err(565)));
+        core.st.dns.abandon(8);
+        assert!(!core.st.dns.pending);
+        assert_eq!(core.st.dns.result, None);
     }
 
     #[test]

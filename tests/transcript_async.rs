@@ -153,6 +153,54 @@ async fn a_cancelled_connect_closes_its_socket() {
 }
 
 #[tokio::test(flavor = "current_thread")]
+async fn a_cancelled_lookup_gives_its_query_up_and_the_next_one_gets_its_own_answer() {
+    use embedded_nal_async::Dns;
+    let s = Script::new();
+    let s2 = s.clone();
+    with_stack(&s, |stack| async move {
+        let s = s2;
+        // the first lookup's query is accepted, then the lookup is dropped before its answer
+        s.exchange("AT+QIDNSGIP=1,\"first.example\"\r", "\r\nOK\r\n");
+        let cancelled = tokio::time::timeout(
+            Duration::from_millis(50),
+            stack.get_host_by_name("first.example", embedded_nal_async::AddrType::Either),
+        )
+        .await;
+        assert!(cancelled.is_err());
+        s.assert_done();
+
+        // the modem runs one query at a time: the next lookup waits for the abandoned one ...
+        s.exchange(
+            "AT+QIDNSGIP=1,\"second.example\"\r",
+            "\r\nOK\r\n\r\n+QIURC: \"dnsgip\",0,1,600\r\n\r\n+QIURC: \"dnsgip\",\"10.0.0.22\"\r\n",
+        );
+        let written = s.written().len();
+        let mut second = std::pin::pin!(stack.get_host_by_name("second.example", embedded_nal_async::AddrType::Either));
+        let waiting = tokio::time::timeout(Duration::from_millis(100), &mut second).await;
+        assert!(waiting.is_err(), "waits for the first query");
+        assert_eq!(s.written().len(), written, "no second query while the first still runs");
+
+        // ... whose late answer is dropped, and not handed to the second lookup
+        let started = std::time::Instant::now();
+        s.inject("\r\n+QIURC: \"dnsgip\",0,1,600\r\n\r\n+QIURC: \"dnsgip\",\"10.0.0.11\"\r\n");
+        let ip = tokio::time::timeout(Duration::from_secs(5), second).await.expect("not held up");
+        assert_eq!(ip, Ok("10.0.0.22".parse::<std::net::IpAddr>().unwrap()));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        s.assert_done();
+
+        // and the stack resolves on as before
+        s.exchange(
+            "AT+QIDNSGIP=1,\"third.example\"\r",
+            "\r\nOK\r\n\r\n+QIURC: \"dnsgip\",0,1,600\r\n\r\n+QIURC: \"dnsgip\",\"10.0.0.33\"\r\n",
+        );
+        let ip = stack.get_host_by_name("third.example", embedded_nal_async::AddrType::Either).await;
+        assert_eq!(ip, Ok("10.0.0.33".parse::<std::net::IpAddr>().unwrap()));
+        s.assert_done();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn dns_and_errors() {
     use embedded_nal_async::Dns;
     let s = Script::new();

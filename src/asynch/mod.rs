@@ -289,7 +289,7 @@ impl<R: Read, W: Write, C: AsyncClock> Runner<'_, R, W, C> {
                     }
                     None => r.housekeeping.wait().await,
                 }
-                let mut ch = AsyncChannel { r, recovery: false, closer: true };
+                let mut ch = AsyncChannel { r, recovery: false, closer: true, dns_ticket: None };
                 if let Err(e) = modem::ensure_ready(&mut ch, &r.config).await {
                     warn!("recovery failed: {:?}", e);
                 }
@@ -411,7 +411,7 @@ impl<W, C> Copy for Stack<'_, W, C> {}
 
 impl<'d, W: Write, C: AsyncClock> Stack<'d, W, C> {
     fn channel(&self) -> AsyncChannel<'d, W, C> {
-        AsyncChannel { r: self.r, recovery: false, closer: false }
+        AsyncChannel { r: self.r, recovery: false, closer: false, dns_ticket: None }
     }
 
     /// Brings the modem up (the manual's Figure 1); see [`crate::blocking::Bg96::bring_up`].
@@ -768,12 +768,22 @@ pub(crate) struct AsyncChannel<'d, W, C> {
     r: &'d Resources<W, C>,
     /// This channel runs recovery: its commands do not wait for recovery to end.
     recovery: bool,
+    /// The DNS query this channel started: given up if the channel is dropped first.
+    dns_ticket: Option<u8>,
     /// This is the runner's channel: it closes released sockets itself.
     closer: bool,
 }
 
 impl<W, C> Drop for AsyncChannel<'_, W, C> {
     fn drop(&mut self) {
+        if let Some(ticket) = self.dns_ticket {
+            // a lookup cancelled before its result was taken: its query must not hold up the
+            // next one (nor hand its answer to it)
+            self.r.with(|s| {
+                s.core.st.dns.abandon(ticket);
+                s.wakers.wake();
+            });
+        }
         if self.recovery {
             // the recovery was cancelled half-way: let the others go on (and try again)
             self.r.with(|s| {
@@ -1114,6 +1124,10 @@ impl<W: Write, C: AsyncClock> Channel for AsyncChannel<'_, W, C> {
 
     fn set_recovery(&mut self, on: bool) {
         self.recovery = on;
+    }
+
+    fn dns_started(&mut self, ticket: u8) {
+        self.dns_ticket = Some(ticket);
     }
 
     fn policy(&mut self) -> crate::recovery::RebootPolicy {

@@ -46,7 +46,7 @@ impl<'d, W: Write, C: AsyncClock> TcpConnection<'d, W, C> {
         })?;
         // the receive buffer of transparent mode is the staging buffer: wait until it is free
         r.until(|s| (s.staging.owner.is_none() || s.staging.owner == Some(slot)).then_some(())).await;
-        let ch = AsyncChannel { r, recovery: false, closer: false };
+        let ch = AsyncChannel { r, recovery: false, closer: false, dns_ticket: None };
         let (ticket, mut tx) = ch.acquire().await;
         let cmd = Qiswtmd { connect_id: slot.connect_id, access_mode: AccessMode::Transparent };
         let prepare = |s: &mut super::Shared| {

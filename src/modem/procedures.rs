@@ -573,16 +573,18 @@ pub fn start_dns<Ch: Channel>(ch: &mut Ch, context_id: u8, hostname: &str) -> Re
         aw!(ensure_context(ch, context_id))?;
         let now = ch.now();
         let until = now.after_ms(<Qidnsgip<'_> as atat::AtatCmd>::MAX_TIMEOUT_MS);
-        let claimed = ch.state(|s| {
+        let ticket = ch.state(|s| {
             if s.dns.pending && !s.dns.until.expired(now, DNS_MS) {
-                return false;
+                return None;
             }
-            s.dns = crate::core::DnsState { pending: true, until, ..Default::default() };
-            true
+            let ticket = s.dns.ticket.wrapping_add(1);
+            s.dns = crate::core::DnsState { pending: true, until, ticket, ..Default::default() };
+            Some(ticket)
         });
-        if !claimed {
+        let Some(ticket) = ticket else {
             return Err(Error::Busy);
-        }
+        };
+        ch.dns_started(ticket);
         let r = aw!(command(ch, &Qidnsgip { context_id, hostname }));
         if r.is_err() {
             ch.state(|s| s.dns.pending = false);
@@ -607,8 +609,18 @@ pub fn resolve<Ch: Channel>(
         loop {
             match aw!(start_dns(ch, context_id, hostname)) {
                 Err(Error::Busy) => {
+                    // until the running query ends, or its own time is up (then it is taken over)
                     let now = ch.now();
-                    aw!(ch.wait_for(deadline, |s| (!s.dns.pending || s.dns.until.expired(now, DNS_MS)).then_some(())))?;
+                    let until = ch.state(|s| s.dns.until);
+                    let until = match () {
+                        _ if until.expired(now, DNS_MS) => now,
+                        _ if until.diff_ms(deadline) < 0 => until,
+                        _ => deadline,
+                    };
+                    match aw!(ch.wait_for(until, |s| (!s.dns.pending).then_some(()))) {
+                        Err(Error::Timeout) if !deadline.reached(ch.now()) => {}
+                        other => other?,
+                    }
                 }
                 other => break other?,
             }
