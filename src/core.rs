@@ -138,22 +138,16 @@ pub struct DnsState {
     /// Counts the queries started: names the running one, so that an owner that goes away
     /// gives up its own query and no other.
     pub ticket: u8,
-    /// The running query's owner went away (a cancelled lookup): its result is dropped when
-    /// it comes, which frees the modem's single DNS query for the next one.
+    /// The running query's owner went away (a cancelled lookup): once its result is in, the
+    /// next query can start (the result is never handed to it).
     pub orphaned: bool,
 }
 
 impl DnsState {
-    /// The running query ended with `result`: kept for its owner, or dropped if the owner
-    /// went away.
-    fn finish(&mut self, result: core::result::Result<(), u16>) {
-        if self.orphaned {
-            self.pending = false;
-            self.orphaned = false;
-            self.result = None;
-        } else {
-            self.result = Some(result);
-        }
+    /// Whether a new query can start: none is running, or the running one was abandoned and
+    /// has ended, or its time is up.
+    pub fn is_free(&self, now: Instant, max_ms: u32) -> bool {
+        !self.pending || (self.orphaned && self.result.is_some()) || self.until.expired(now, max_ms)
     }
 
     /// The owner of query `ticket` goes away before its result came: a result that came is
@@ -837,9 +831,9 @@ impl State {
             Urc::DnsResult { err, count, .. } => {
                 if self.dns.pending && self.dns.result.is_none() {
                     if err != 0 {
-                        self.dns.finish(Err(err));
+                        self.dns.result = Some(Err(err));
                     } else if count == 0 {
-                        self.dns.finish(Ok(()));
+                        self.dns.result = Some(Ok(()));
                     } else {
                         self.dns.expected = count;
                         (self.dns.ipv4, self.dns.ipv6) = (None, None);
@@ -856,7 +850,7 @@ impl State {
                     }
                     self.dns.expected -= 1;
                     if self.dns.expected == 0 {
-                        self.dns.finish(Ok(()));
+                        self.dns.result = Some(Ok(()));
                     }
                     self.changes.deferred = true;
                 }
@@ -948,7 +942,7 @@ impl State {
             self.changes.command = true;
         }
         if self.dns.pending && self.dns.result.is_none() {
-            self.dns.finish(Err(ErrorCode::Unknown.code()));
+            self.dns.result = Some(Err(ErrorCode::Unknown.code()));
         }
         #[cfg(feature = "ping")]
         if self.ping.pending && self.ping.done.is_none() {
@@ -1175,16 +1169,17 @@ mod tests {
     fn an_abandoned_dns_query_is_freed_by_its_result_and_only_by_its_owner() {
         let mut core = Core::new();
         let mut sink = VecSink::default();
-        core.st.dns = DnsState { pending: true, ticket: 7, ..Default::default() };
+        core.st.dns = DnsState { pending: true, ticket: 7, until: Instant::from_ms(500), ..Default::default() };
         // another owner's ticket changes nothing
         core.st.dns.abandon(6);
         assert!(core.st.dns.pending && !core.st.dns.orphaned);
         // abandoned before the answer: the answer frees the query and is dropped
         core.st.dns.abandon(7);
         assert!(core.st.dns.pending && core.st.dns.orphaned);
+        let now = Instant::from_ms(0);
+        assert!(!core.st.dns.is_free(now, 1000));
         core.feed(b"\r\n+QIURC: \"dnsgip\",0,1,600\r\n\r\n+QIURC: \"dnsgip\",\"1.2.3.4\"\r\n", &mut sink);
-        assert!(!core.st.dns.pending && !core.st.dns.orphaned);
-        assert_eq!(core.st.dns.result, None);
+        assert!(core.st.dns.is_free(now, 1000));
         // abandoned after the answer came: freed at once
         core.st.dns = DnsState { pending: true, ticket: 8, ..Default::default() };
         core.feed(b"\r\n+QIURC: \"dnsgip\",565\r\n", &mut sink);

@@ -574,7 +574,7 @@ pub fn start_dns<Ch: Channel>(ch: &mut Ch, context_id: u8, hostname: &str) -> Re
         let now = ch.now();
         let until = now.after_ms(<Qidnsgip<'_> as atat::AtatCmd>::MAX_TIMEOUT_MS);
         let ticket = ch.state(|s| {
-            if s.dns.pending && !s.dns.until.expired(now, DNS_MS) {
+            if !s.dns.is_free(now, DNS_MS) {
                 return None;
             }
             let ticket = s.dns.ticket.wrapping_add(1);
@@ -617,7 +617,10 @@ pub fn resolve<Ch: Channel>(
                         _ if until.diff_ms(deadline) < 0 => until,
                         _ => deadline,
                     };
-                    match aw!(ch.wait_for(until, |s| (!s.dns.pending).then_some(()))) {
+                    let free = |s: &mut crate::core::State| {
+                        (!s.dns.pending || (s.dns.orphaned && s.dns.result.is_some())).then_some(())
+                    };
+                    match aw!(ch.wait_for(until, free)) {
                         Err(Error::Timeout) if !deadline.reached(ch.now()) => {}
                         other => other?,
                     }
