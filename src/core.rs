@@ -532,9 +532,11 @@ impl Core {
             let after = self.st.handle(ev, sink);
             match after {
                 After::Nothing => {}
-                After::EnterTransparent => self.ingress.enter_transparent(),
+                After::EnterTransparent if cfg!(feature = "transparent") => self.ingress.enter_transparent(),
+                After::EnterTransparent => {}
                 After::Reset => self.ingress.reset(),
-                After::PushMask => self.ingress.set_push_mask(self.st.push_mask()),
+                After::PushMask if cfg!(feature = "direct-push") => self.ingress.set_push_mask(self.st.push_mask()),
+                After::PushMask => {}
             }
             input = input.get(n..).unwrap_or(&[]);
         }
@@ -617,7 +619,7 @@ impl State {
                 self.cmd.read_header = Some((len, remote));
                 self.frame = Frame::Read;
             }
-            Event::PushHeader { connect_id, len, remote } => {
+            Event::PushHeader { connect_id, len, remote } if cfg!(feature = "direct-push") => {
                 self.frame = Frame::Push { connect_id, first: true, len, remote };
                 if len == 0 {
                     let _ = sink.push(connect_id, Some((0, remote)), &[]);
@@ -626,8 +628,12 @@ impl State {
                 }
             }
             Event::Data(d) => self.on_data(d, sink),
+            // not produced without the feature
+            Event::PushHeader { .. } => {}
             Event::DataEnd => {
-                if let Frame::Push { connect_id, .. } = self.frame {
+                if cfg!(feature = "direct-push")
+                    && let Frame::Push { connect_id, .. } = self.frame
+                {
                     self.changes.sockets |= 1 << connect_id;
                     // a buffer that cannot take two more full frames: let the modem keep the data
                     if sink.push_room(connect_id).is_some_and(|room| room < 2 * crate::commands::MAX_READ)
@@ -640,10 +646,12 @@ impl State {
                 }
                 self.frame = Frame::None;
             }
-            Event::Transparent(d) => {
+            Event::Transparent(d) if cfg!(feature = "transparent") => {
                 let taken = sink.transparent(d);
                 self.count_transparent(d.len(), taken);
             }
+            // not produced without the feature
+            Event::Transparent(_) => {}
         }
         After::Nothing
     }
@@ -661,7 +669,7 @@ impl State {
                 sink.read(d);
                 self.cmd.read_got += d.len();
             }
-            Frame::Push { connect_id, first, len, remote } => {
+            Frame::Push { connect_id, first, len, remote } if cfg!(feature = "direct-push") => {
                 let start = if *first { Some((*len, *remote)) } else { None };
                 *first = false;
                 let id = *connect_id;
@@ -674,14 +682,14 @@ impl State {
                     }
                 }
             }
-            Frame::None | Frame::Discard => {}
+            Frame::Push { .. } | Frame::None | Frame::Discard => {}
         }
     }
 
     fn on_final(&mut self, f: Final) -> After {
         if !self.cmd.active || self.cmd.result.is_some() {
             // `NO CARRIER`/`OK` ending transparent mode arrive with no command in flight
-            if let Some(id) = self.modem.transparent {
+            if let Some(id) = self.transparent_id() {
                 if matches!(f, Final::NoCarrier | Final::Ok) {
                     self.leave_transparent(id, matches!(f, Final::NoCarrier));
                     return After::Nothing;
@@ -691,10 +699,10 @@ impl State {
             debug!("final result with no command in flight: {:?}", f);
             return After::Nothing;
         }
-        if self.modem.transparent.is_some() && matches!(f, Final::NoCarrier | Final::Ok) {
-            if let Some(id) = self.modem.transparent {
-                self.leave_transparent(id, matches!(f, Final::NoCarrier));
-            }
+        if let Some(id) = self.transparent_id()
+            && matches!(f, Final::NoCarrier | Final::Ok)
+        {
+            self.leave_transparent(id, matches!(f, Final::NoCarrier));
         }
         self.cmd.result = Some(f);
         self.changes.command = true;
@@ -705,7 +713,7 @@ impl State {
             self.changes.sockets |= 1u16.checked_shl(u32::from(connect_id)).unwrap_or(0);
             return After::PushMask;
         }
-        if matches!(f, Final::Connect) {
+        if cfg!(feature = "transparent") && matches!(f, Final::Connect) {
             if let Kind::Connect { connect_id } = self.cmd.kind {
                 let id = connect_id.or(self.modem.last_transparent);
                 if let Some(id) = id {
@@ -719,6 +727,11 @@ impl State {
             }
         }
         After::Nothing
+    }
+
+    /// The connection in transparent mode (never one without the `transparent` feature).
+    fn transparent_id(&self) -> Option<u8> {
+        if cfg!(feature = "transparent") { self.modem.transparent } else { None }
     }
 
     fn leave_transparent(&mut self, id: u8, peer_closed: bool) {
@@ -1079,6 +1092,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "direct-push")]
     fn direct_push_and_loss_accounting() {
         struct Small(usize);
         impl DataSink for Small {
@@ -1224,6 +1238,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "direct-push")]
     fn switching_to_buffer_mode_reframes_the_urcs_of_the_same_read() {
         let mut core = Core::new();
         let mut sink = VecSink::default();
@@ -1246,6 +1261,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "transparent")]
     fn transparent_mode_via_connect_and_no_carrier() {
         let mut core = Core::new();
         let mut sink = VecSink::default();

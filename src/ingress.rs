@@ -215,7 +215,7 @@ impl Ingress {
             self.held.clear();
             self.held_flushed = false;
         }
-        if self.state != State::Transparent || self.held.is_empty() {
+        if !cfg!(feature = "transparent") || self.state != State::Transparent || self.held.is_empty() {
             return None;
         }
         self.held_flushed = true;
@@ -265,7 +265,12 @@ impl Ingress {
                 }
                 (n, Some(Event::Data(input.get(..n).unwrap_or(&[]))))
             }
-            State::Transparent => self.advance_transparent(input),
+            State::Transparent if cfg!(feature = "transparent") => self.advance_transparent(input),
+            // never entered without the feature (nothing sends the commands that enter it)
+            State::Transparent => {
+                self.state = State::Line;
+                (0, None)
+            }
             State::Line => self.advance_line(input),
         }
     }
@@ -368,7 +373,8 @@ impl Ingress {
             }
             return Some(Event::ReadHeader { len, remote });
         }
-        if let Some((connect_id, len, remote)) = parse_push_header(content)
+        if cfg!(feature = "direct-push")
+            && let Some((connect_id, len, remote)) = parse_push_header(content)
             && (remote.is_some() || self.is_push_mode(connect_id))
         {
             if len > 0 {
@@ -654,6 +660,16 @@ pub(crate) mod tests {
     }
 
     #[test]
+    #[cfg(not(feature = "direct-push"))]
+    fn without_direct_push_a_recv_urc_never_frames_data() {
+        let evs = every_split(b"\r\n+QIURC: \"recv\",0,4\r\n+QIURC: \"recv\",2,3,\"127.0.0.1\",9\r\n", |i| {
+            i.set_push_mode(0, true)
+        });
+        assert_eq!(evs, [line("+QIURC: \"recv\",0,4"), line("+QIURC: \"recv\",2,3,\"127.0.0.1\",9")]);
+    }
+
+    #[test]
+    #[cfg(feature = "direct-push")]
     fn direct_push_only_for_push_sockets() {
         // socket 0 in push mode: data follows the URC
         let evs =
@@ -685,6 +701,7 @@ pub(crate) mod tests {
     }
 
     #[test]
+    #[cfg(feature = "transparent")]
     fn transparent_mode_until_no_carrier() {
         let mut ing = Ingress::new();
         ing.enter_transparent();
@@ -697,6 +714,7 @@ pub(crate) mod tests {
     }
 
     #[test]
+    #[cfg(feature = "transparent")]
     fn transparent_escape_ok_only_when_expected() {
         let mut ing = Ingress::new();
         ing.enter_transparent();
@@ -706,6 +724,7 @@ pub(crate) mod tests {
     }
 
     #[test]
+    #[cfg(feature = "transparent")]
     fn transparent_held_bytes_can_be_flushed() {
         let mut ing = Ingress::new();
         ing.enter_transparent();

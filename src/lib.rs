@@ -108,7 +108,8 @@
 //! `configure` (`AT+QICFG`), `set_payload_echo` (`AT+QISDE`), `send_hex` (`AT+QISENDEX`),
 //! `send_counters` and `read_counters` (`AT+QISEND=<id>,0`, `AT+QIRD=<id>,0`), `socket_status`
 //! (`AT+QISTATE`), `last_error` (`AT+QIGETERROR`), access modes (`enable_direct_push`,
-//! `enter_transparent`, `resume_transparent`: `AT+QISWTMD`, `ATO`, `+++`), and `command()` for any
+//! `enter_transparent`, `resume_transparent`: `AT+QISWTMD`, `ATO`, `+++`; behind default
+//! features), and `command()` for any
 //! [`commands::Stateless`] command.
 //!
 //! # Data access modes
@@ -144,9 +145,9 @@
 //!
 //! # Features
 //!
-//! Default features: `ipv6`, `ping`, `ntp`. A firmware that does not use them saves flash and
-//! RAM with `default-features = false` (the benchmark's size probe, a TCP + UDP + DNS client,
-//! enables `ipv6` only).
+//! Default features: `ipv6`, `ping`, `ntp`, `transparent`, `direct-push`. A firmware that does
+//! not use them saves flash and RAM with `default-features = false` (the benchmark's size
+//! probe, a TCP + UDP + DNS client, enables `ipv6` only).
 //!
 //! * `ipv6`: IPv6 addresses in commands, answers and URCs. Without it an IPv6 address to
 //!   connect to is [`Error::NotSupported`] and IPv6 addresses in answers are not parsed
@@ -156,6 +157,17 @@
 //! * `ntp`: `sync_time` on both stacks (`AT+QNTP`) and the `+QNTP` result (about 0.65 KB of
 //!   flash). Without `ping` or `ntp`, a `+QPING`/`+QNTP` line is an unknown URC (logged and
 //!   dropped).
+//! * `transparent`: transparent access mode (`enter_transparent`/`resume_transparent`,
+//!   [`asynch::TcpConnection::transparent`]): the ingress's raw-data state with its
+//!   `NO CARRIER` watch and the bytes carried over when the mode ends (about 1.4 KB of flash
+//!   in a blocking client).
+//! * `direct-push`: direct push access mode (`enable_direct_push` on both stacks): the
+//!   ingress's `+QIURC: "recv",<id>,<len>` data frames and the reads from the push buffers
+//!   (about 1.1 KB of flash in a blocking client).
+//!
+//!   Without `transparent` or `direct-push`, asking for the mode (also through
+//!   [`commands::AccessMode`] in an open) is [`Error::NotSupported`]; every socket uses buffer
+//!   access mode (`AT+QIRD`), and a `+QIURC: "recv"` line never frames data.
 //! * `log`: log through the `log` facade.
 //! * `defmt`: log through `defmt` (not together with `log`).
 //! * `embassy-time`: `clock::EmbassyClock`, the stack's clock on embassy-time.

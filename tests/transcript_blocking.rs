@@ -287,6 +287,34 @@ fn dns_is_non_blocking_and_honours_addr_type() {
 }
 
 #[test]
+fn a_lookup_of_another_name_waits_for_the_running_query_but_not_forever() {
+    let s = Script::new();
+    let modem = up(&s);
+    let mut stack = &modem;
+    s.exchange("AT+QIDNSGIP=1,\"first.local\"\r", "\r\nOK\r\n");
+    assert_eq!(stack.get_host_by_name("first.local", embedded_nal::AddrType::Either), Err(nb::Error::WouldBlock));
+    // the modem never answers the first query: the next name waits out its 60 s, then goes ahead
+    s.exchange(
+        "AT+QIDNSGIP=1,\"second.local\"\r",
+        "\r\nOK\r\n\r\n+QIURC: \"dnsgip\",0,1,600\r\n\r\n+QIURC: \"dnsgip\",\"192.0.2.9\"\r\n",
+    );
+    let mut polls = 0u32;
+    let ip = loop {
+        match stack.get_host_by_name("second.local", embedded_nal::AddrType::Either) {
+            Err(nb::Error::WouldBlock) => {
+                polls += 1;
+                assert!(polls < 500_000, "the lookup never went ahead");
+            }
+            other => break other,
+        }
+    };
+    assert_eq!(ip, Ok("192.0.2.9".parse().unwrap()));
+    // the test clock advances 1 ms per reading: the first query had its time
+    assert!(polls > 5_000, "went ahead after {polls} polls");
+    s.assert_done();
+}
+
+#[test]
 fn bad_arguments_never_reach_the_modem() {
     let s = Script::new();
     let modem = up(&s);

@@ -60,7 +60,10 @@ impl<'d, W: Write, C: AsyncClock> TcpConnection<'d, W, C> {
     /// Puts the connection into direct push mode with `buffer` (at least
     /// [`MIN_PUSH_BUFFER`](crate::blocking::MIN_PUSH_BUFFER) bytes); see
     /// [`Bg96::enable_direct_push`](crate::blocking::Bg96::enable_direct_push).
+    ///
+    /// [`Error::NotSupported`] without the `direct-push` feature.
     pub async fn enable_direct_push(&mut self, buffer: &'static mut [u8]) -> Result<()> {
+        AccessMode::DirectPush.supported()?;
         if buffer.len() < crate::blocking::MIN_PUSH_BUFFER {
             return Err(Error::InvalidArgument);
         }

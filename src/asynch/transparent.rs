@@ -34,7 +34,10 @@ pub struct TransparentConnection<'c, 'd, W: Write, C: AsyncClock> {
 
 impl<'d, W: Write, C: AsyncClock> TcpConnection<'d, W, C> {
     /// Switches the connection to transparent access mode (`AT+QISWTMD=<id>,2`, `CONNECT`).
+    ///
+    /// [`Error::NotSupported`] without the `transparent` feature.
     pub async fn transparent(&mut self) -> Result<TransparentConnection<'_, 'd, W, C>> {
+        AccessMode::Transparent.supported()?;
         let (stack, slot) = self.parts();
         let r = stack.r;
         r.with(|s| {

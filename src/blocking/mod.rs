@@ -684,7 +684,10 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Bg96<S, C, P> {
     /// must fit. With RTS/CTS flow control on the UART (`AT+IFC=2,2`) that is at most a frame
     /// or two; without it, bytes that do not fit are counted and reported once by `receive` as
     /// [`Error::DataLost`].
+    ///
+    /// [`Error::NotSupported`] without the `direct-push` feature.
     pub fn enable_direct_push(&self, socket: &TcpSocket, buffer: &'static mut [u8]) -> Result<()> {
+        AccessMode::DirectPush.supported()?;
         let r = socket.slot().ok_or(Error::InvalidState)?;
         if buffer.len() < MIN_PUSH_BUFFER {
             return Err(Error::InvalidArgument);
@@ -839,10 +842,14 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
         self.poll()?;
         let slot = *self.core.st.sockets.current(r)?;
         // what arrived while leaving transparent mode, and what the modem pushed, comes first
-        if let Some(n) = self.stores.take_carry(r, buf) {
+        if cfg!(feature = "transparent")
+            && let Some(n) = self.stores.take_carry(r, buf)
+        {
             return Ok((n, slot.remote));
         }
-        if let Some(n) = self.stores.push.read(r.connect_id, buf) {
+        if cfg!(feature = "direct-push")
+            && let Some(n) = self.stores.push.read(r.connect_id, buf)
+        {
             return Ok((n, slot.remote));
         }
         if slot.push_lost > 0 {
@@ -1115,46 +1122,37 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> embedded_nal::Dns f
         }
         self.with(|i| {
             let hash = fnv1a(hostname);
-            let running = i.dns_query;
-            match running {
-                Some(q) if q.name_hash == hash => {
-                    i.poll()?;
-                    match modem::dns_result(&mut i.core.st, &addr_type) {
-                        Some(r) => {
-                            i.dns_query = None;
-                            r.map_err(nb::Error::Other)
-                        }
-                        None if q.deadline.expired(i.now(), DNS_QUERY_MS) => {
-                            i.dns_query = None;
-                            i.core.st.dns.pending = false;
-                            Err(nb::Error::Other(Error::Timeout))
-                        }
-                        None => Err(nb::Error::WouldBlock),
-                    }
-                }
-                Some(_) => {
-                    // another name is being resolved: finish it first (one query at a time)
-                    i.poll()?;
-                    if i.core.st.dns.pending && i.core.st.dns.result.is_none() {
-                        return Err(nb::Error::WouldBlock);
-                    }
-                    i.core.st.dns.pending = false;
-                    i.dns_query = None;
-                    Err(nb::Error::WouldBlock)
-                }
+            match i.dns_query {
                 None => {
                     let context_id = i.config.context_id;
                     modem::blocking::start_dns(&mut i.link, context_id, hostname)?;
                     i.dns_query = Some(DnsQuery { name_hash: hash, deadline: i.now().after_ms(DNS_QUERY_MS) });
-                    i.poll()?;
-                    match modem::dns_result(&mut i.core.st, &addr_type) {
-                        Some(r) => {
-                            i.dns_query = None;
-                            r.map_err(nb::Error::Other)
-                        }
-                        None => Err(nb::Error::WouldBlock),
-                    }
                 }
+                Some(q) if q.name_hash != hash => {
+                    // another name is being resolved: let it finish first (one query at a
+                    // time), or run out of time, and drop its answer
+                    i.poll()?;
+                    let running = i.core.st.dns.pending && i.core.st.dns.result.is_none();
+                    if !running || q.deadline.expired(i.now(), DNS_QUERY_MS) {
+                        i.core.st.dns.pending = false;
+                        i.dns_query = None;
+                    }
+                    return Err(nb::Error::WouldBlock);
+                }
+                Some(_) => {}
+            }
+            i.poll()?;
+            match modem::dns_result(&mut i.core.st, &addr_type) {
+                Some(r) => {
+                    i.dns_query = None;
+                    r.map_err(nb::Error::Other)
+                }
+                None if i.dns_query.is_some_and(|q| q.deadline.expired(i.now(), DNS_QUERY_MS)) => {
+                    i.dns_query = None;
+                    i.core.st.dns.pending = false;
+                    Err(nb::Error::Other(Error::Timeout))
+                }
+                None => Err(nb::Error::WouldBlock),
             }
         })
     }

@@ -39,7 +39,10 @@ pub struct Transparent<'a, S: Read + ReadReady + Write, C: Clock, P: PowerContro
 impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Bg96<S, C, P> {
     /// Switches a connected TCP socket to transparent access mode (`AT+QISWTMD=<id>,2`, answered
     /// by `CONNECT`).
+    ///
+    /// [`Error::NotSupported`] without the `transparent` feature.
     pub fn enter_transparent(&self, socket: &TcpSocket) -> Result<Transparent<'_, S, C, P>> {
+        AccessMode::Transparent.supported()?;
         let r = socket.slot().ok_or(Error::InvalidState)?;
         self.enter(r, |i| {
             let cmd = Qiswtmd { connect_id: r.connect_id, access_mode: AccessMode::Transparent };
@@ -55,6 +58,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Bg96<S, C, P> {
 
     /// Returns to transparent access mode with `ATO` on the connection that left it last.
     pub fn resume_transparent(&self, socket: &TcpSocket) -> Result<Transparent<'_, S, C, P>> {
+        AccessMode::Transparent.supported()?;
         let r = socket.slot().ok_or(Error::InvalidState)?;
         self.enter(r, |i| {
             if i.core.st.modem.last_transparent != Some(r.connect_id) {

@@ -270,6 +270,18 @@ impl AccessMode {
             _ => return None,
         })
     }
+
+    /// Whether this build handles the mode: [`Error::NotSupported`](crate::Error::NotSupported)
+    /// for transparent mode without the `transparent` feature and for direct push without
+    /// `direct-push` (the ingress would not know the data's framing).
+    pub fn supported(self) -> crate::Result<()> {
+        let on = match self {
+            AccessMode::Buffer => true,
+            AccessMode::DirectPush => cfg!(feature = "direct-push"),
+            AccessMode::Transparent => cfg!(feature = "transparent"),
+        };
+        if on { Ok(()) } else { Err(crate::Error::NotSupported) }
+    }
 }
 
 /// A remote host: an IP address or a domain name the modem resolves itself.
@@ -321,6 +333,15 @@ pub(crate) mod tests {
     use super::*;
     use std::string::String;
     use std::vec::Vec;
+
+    #[test]
+    fn access_modes_follow_the_features() {
+        assert_eq!(AccessMode::Buffer.supported(), Ok(()));
+        let push = if cfg!(feature = "direct-push") { Ok(()) } else { Err(crate::Error::NotSupported) };
+        assert_eq!(AccessMode::DirectPush.supported(), push);
+        let transparent = if cfg!(feature = "transparent") { Ok(()) } else { Err(crate::Error::NotSupported) };
+        assert_eq!(AccessMode::Transparent.supported(), transparent);
+    }
 
     /// The exact bytes a command writes.
     pub fn bytes<C: Command>(cmd: &C) -> String {

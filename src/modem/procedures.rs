@@ -473,6 +473,7 @@ pub fn start_open<Ch: Channel>(ch: &mut Ch, p: &OpenParams<'_>) -> Ret!(Result<S
             aw!(activate_context(ch, p.context_id))?;
             ch.state(|s| s.recovery.open_failures = 0);
         }
+        p.access_mode.supported()?;
         aw!(ensure_context(ch, p.context_id))?;
         aw!(ch.reclaim())?;
         let mut avoid = 0u16;
@@ -681,6 +682,7 @@ pub fn read_socket<Ch: Channel>(ch: &mut Ch, r: SlotRef, buf: &mut [u8]) -> Ret!
 /// mode is entered through the fronts, which own the byte stream then).
 pub fn switch_mode<Ch: Channel>(ch: &mut Ch, r: SlotRef, mode: AccessMode) -> Ret!(Result<()>) {
     run!({
+        mode.supported()?;
         let slot = ch.state(|s| s.sockets.current(r).copied())?;
         if mode == AccessMode::Transparent
             || slot.service != ServiceType::Tcp && slot.service != ServiceType::TcpIncoming
