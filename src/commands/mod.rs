@@ -271,7 +271,7 @@ impl AccessMode {
         })
     }
 
-    /// Whether this build handles the mode: [`Error::NotSupported`](crate::Error::NotSupported)
+    /// Whether this build handles the mode: [`Error::NotSupported`]
     /// for transparent mode without the `transparent` feature and for direct push without
     /// `direct-push` (the ingress would not know the data's framing).
     pub fn supported(self) -> crate::Result<()> {
