@@ -517,8 +517,10 @@ impl Core {
     pub fn feed(&mut self, mut input: &[u8], sink: &mut dyn DataSink) -> Changes {
         self.st.changes = Changes::default();
         // the socket table is the one record of which sockets are in direct push mode
-        let push_mask = self.st.push_mask();
-        self.ingress.set_push_mask(push_mask);
+        if cfg!(feature = "direct-push") {
+            let push_mask = self.st.push_mask();
+            self.ingress.set_push_mask(push_mask);
+        }
         loop {
             let (n, ev) = self.ingress.advance(input);
             let Some(ev) = ev else {

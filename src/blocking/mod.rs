@@ -303,12 +303,12 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
     /// Processes everything the modem has sent so far, without waiting, and switches
     /// direct-push sockets whose buffer filled up to buffer access mode.
     fn poll(&mut self) -> Result<()> {
-        if self.core.st.modem.transparent.is_some() {
+        if cfg!(feature = "transparent") && self.core.st.modem.transparent.is_some() {
             return Err(Error::Busy);
         }
         loop {
             // a direct-push buffer filling up is dealt with before more input is read
-            if self.core.st.sockets.throttled().is_some() {
+            if cfg!(feature = "direct-push") && self.core.st.sockets.throttled().is_some() {
                 modem::blocking::apply_throttles(&mut self.link)?;
             }
             if !self.pump(Dest::None)? {
@@ -473,6 +473,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Bg96<S, C, P> {
     /// A stack that can also drive the modem's power key and reset line (see
     /// [`crate::recovery::Pins`]): reboots then work when the modem no longer answers, and
     /// [`Bg96::power_on`] is available.
+    #[inline(never)]
     pub fn with_pins(serial: S, clock: C, config: Config, pins: P) -> Self {
         Self {
             inner: RefCell::new(Inner {
@@ -852,13 +853,13 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
         {
             return Ok((n, slot.remote));
         }
-        if slot.push_lost > 0 {
+        if cfg!(feature = "direct-push") && slot.push_lost > 0 {
             if let Ok(s) = self.core.st.sockets.current_mut(r) {
                 s.push_lost = 0;
             }
             return Err(nb::Error::Other(Error::DataLost));
         }
-        if !slot.rx_ready || slot.mode == AccessMode::DirectPush {
+        if !slot.rx_ready || (cfg!(feature = "direct-push") && slot.mode == AccessMode::DirectPush) {
             return Err(if slot.peer_closed { nb::Error::Other(Error::Closed) } else { nb::Error::WouldBlock });
         }
         match modem::blocking::read_socket(&mut self.link, r, buf)? {
@@ -902,7 +903,9 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
 
     fn close(&mut self, st: Sock) -> Result<()> {
         self.drop_handle();
-        if let Sock::Connected(r) = st {
+        if cfg!(feature = "direct-push")
+            && let Sock::Connected(r) = st
+        {
             self.stores.push.remove(r.connect_id);
         }
         let r = match st {
