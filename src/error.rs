@@ -65,48 +65,59 @@ pub enum ErrorCode {
     Other(u16),
 }
 
-const CODES: [ErrorCode; 25] = [
-    ErrorCode::Unknown,
-    ErrorCode::OperationBlocked,
-    ErrorCode::InvalidParameters,
-    ErrorCode::MemoryNotEnough,
-    ErrorCode::CreateSocketFailed,
-    ErrorCode::OperationNotSupported,
-    ErrorCode::SocketBindFailed,
-    ErrorCode::SocketListenFailed,
-    ErrorCode::SocketWriteFailed,
-    ErrorCode::SocketReadFailed,
-    ErrorCode::SocketAcceptFailed,
-    ErrorCode::OpenPdpContextFailed,
-    ErrorCode::ClosePdpContextFailed,
-    ErrorCode::SocketIdentityUsed,
-    ErrorCode::DnsBusy,
-    ErrorCode::DnsParseFailed,
-    ErrorCode::SocketConnectFailed,
-    ErrorCode::SocketClosed,
-    ErrorCode::OperationBusy,
-    ErrorCode::OperationTimeout,
-    ErrorCode::PdpContextBrokenDown,
-    ErrorCode::CancelSend,
-    ErrorCode::OperationNotAllowed,
-    ErrorCode::ApnNotConfigured,
-    ErrorCode::PortBusy,
-];
+/// The manual's codes, written once: both directions are `match`es, which the compiler turns
+/// into arithmetic (no table in flash).
+macro_rules! code_table {
+    ($($name:ident = $n:literal),* $(,)?) => {
+        impl ErrorCode {
+            /// The code for a number as it appears on the wire (`550` → [`ErrorCode::Unknown`]).
+            pub fn from_code(code: u16) -> Self {
+                match code {
+                    $($n => ErrorCode::$name,)*
+                    c => ErrorCode::Other(c),
+                }
+            }
+
+            /// The number of this code as the modem prints it.
+            pub fn code(self) -> u16 {
+                match self {
+                    $(ErrorCode::$name => $n,)*
+                    ErrorCode::Other(c) => c,
+                }
+            }
+        }
+    };
+}
+
+code_table!(
+    Unknown = 550,
+    OperationBlocked = 551,
+    InvalidParameters = 552,
+    MemoryNotEnough = 553,
+    CreateSocketFailed = 554,
+    OperationNotSupported = 555,
+    SocketBindFailed = 556,
+    SocketListenFailed = 557,
+    SocketWriteFailed = 558,
+    SocketReadFailed = 559,
+    SocketAcceptFailed = 560,
+    OpenPdpContextFailed = 561,
+    ClosePdpContextFailed = 562,
+    SocketIdentityUsed = 563,
+    DnsBusy = 564,
+    DnsParseFailed = 565,
+    SocketConnectFailed = 566,
+    SocketClosed = 567,
+    OperationBusy = 568,
+    OperationTimeout = 569,
+    PdpContextBrokenDown = 570,
+    CancelSend = 571,
+    OperationNotAllowed = 572,
+    ApnNotConfigured = 573,
+    PortBusy = 574,
+);
 
 impl ErrorCode {
-    /// The code for a number as it appears on the wire (`550` → [`ErrorCode::Unknown`]).
-    pub fn from_code(code: u16) -> Self {
-        code.checked_sub(550).and_then(|i| CODES.get(usize::from(i)).copied()).unwrap_or(ErrorCode::Other(code))
-    }
-
-    /// The number of this code as the modem prints it.
-    pub fn code(self) -> u16 {
-        match self {
-            ErrorCode::Other(c) => c,
-            known => CODES.iter().position(|c| *c == known).map_or(0, |i| 550 + i as u16),
-        }
-    }
-
     /// The manual's description of the code (chapter 4, Table 1).
     pub fn description(self) -> &'static str {
         match self {
