@@ -28,7 +28,7 @@ use crate::channel::{BlockingChannel, ReadInfo, interpret};
 use crate::clock::{Clock, Instant};
 use crate::commands::{AccessMode, Command, CommandLine, Host, MAX_SEND, Qird, Qisend, ServiceType};
 use crate::config::Config;
-use crate::core::{CR_FILL, Core, DataSink, Kind, State, Stats};
+use crate::core::{Core, DataSink, Kind, State, Stats};
 use crate::recovery::{NoPins, PowerControl, RebootPolicy};
 use crate::ring::{PushStores, Ring};
 
@@ -398,8 +398,9 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> BlockingChannel for
             }
             let filler = lost_prompt && !crate::core::inert_as_commands(data);
             if filler {
-                for chunk in data.chunks(CR_FILL.len()) {
-                    self.serial.write_all(CR_FILL.get(..chunk.len()).unwrap_or(&[])).map_err(serial_error)?;
+                // one CR per payload byte (a rare path: byte by byte, no table in flash)
+                for _ in data {
+                    self.serial.write_all(b"\r").map_err(serial_error)?;
                 }
             } else {
                 self.serial.write_all(data).map_err(serial_error)?;
