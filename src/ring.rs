@@ -73,13 +73,16 @@ impl Ring {
 /// The stores of pushed data: one optional ring per connectID plus one for transparent mode.
 #[derive(Debug, Default)]
 pub struct PushStores {
-    rings: [Option<Ring>; crate::socket::CONNECT_IDS],
+    rings: [Option<Ring>; PUSH_RINGS],
 }
+
+/// One ring per connectID; none without the `direct-push` feature (nothing is pushed then).
+const PUSH_RINGS: usize = if cfg!(feature = "direct-push") { crate::socket::CONNECT_IDS } else { 0 };
 
 impl PushStores {
     /// No rings.
     pub const fn new() -> Self {
-        Self { rings: [const { None }; crate::socket::CONNECT_IDS] }
+        Self { rings: [const { None }; PUSH_RINGS] }
     }
 
     /// The ring of a connectID.

@@ -87,8 +87,9 @@ impl Stores {
 }
 
 /// Transparent-mode bytes that arrive while the stream's reader is not there (e.g. while the
-/// escape sequence runs) are kept up to this many.
-const TRANSPARENT_CARRY: usize = 64;
+/// escape sequence runs) are kept up to this many (a heapless deque holds at least one: 1
+/// without the `transparent` feature, where none arrive).
+const TRANSPARENT_CARRY: usize = if cfg!(feature = "transparent") { 64 } else { 1 };
 
 impl DataSink for Stores {
     fn read(&mut self, _: &[u8]) {}
