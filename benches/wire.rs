@@ -373,11 +373,11 @@ fn main() {
             Some((flash, ram)) => {
                 print("flash_text_bytes", flash as f64, "bytes (firmware/size-probe, opt-level z, LTO; features ipv6)");
                 print("ram_static_bytes", ram as f64, "bytes (firmware/size-probe, whole stack in .bss)");
-                if let Some((flash, ram)) = firmware_size(&["--features", "ping,ntp,transparent,direct-push"]) {
+                if let Some((flash, ram)) = firmware_size(&["--features", "ping,ntp,transparent,direct-push,server"]) {
                     print(
                         "flash_text_bytes_default_features",
                         flash as f64,
-                        "bytes (the same probe with all the crate's default features: ipv6, ping, ntp, transparent, direct-push)",
+                        "bytes (the same probe with all the crate's default features: ipv6, ping, ntp, transparent, direct-push, server)",
                     );
                     print("ram_static_bytes_default_features", ram as f64, "bytes (the same)");
                 }

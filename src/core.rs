@@ -811,7 +811,7 @@ impl State {
                     self.changes.sockets |= 1 << connect_id;
                 }
             }
-            Urc::Incoming { connect_id, server_id, remote } => {
+            Urc::Incoming { connect_id, server_id, remote } if cfg!(feature = "server") => {
                 if let Some(s) = self.sockets.get_mut(connect_id) {
                     if s.state != SlotState::Free && s.state != SlotState::PendingClose {
                         warn!("modem reused connectID {} for an incoming connection", connect_id);
@@ -827,11 +827,13 @@ impl State {
                     self.changes.sockets |= (1 << connect_id) | (1u16.checked_shl(u32::from(server_id)).unwrap_or(0));
                 }
             }
-            Urc::IncomingFull => {
+            Urc::IncomingFull if cfg!(feature = "server") => {
                 self.stats.incoming_full += 1;
                 warn!("incoming connection refused by the modem: no free connectID");
                 self.changes.sockets |= 0x0fff;
             }
+            // the parser gives neither without the feature
+            Urc::Incoming { .. } | Urc::IncomingFull => {}
             Urc::PdpDeact { context_id } => {
                 self.modem.deactivated_contexts |= 1u32.checked_shl(u32::from(context_id)).unwrap_or(0);
                 self.modem.set_context_active(context_id, false);

@@ -145,9 +145,9 @@
 //!
 //! # Features
 //!
-//! Default features: `ipv6`, `ping`, `ntp`, `transparent`, `direct-push`. A firmware that does
-//! not use them saves flash and RAM with `default-features = false` (the benchmark's size
-//! probe, a TCP + UDP + DNS client, enables `ipv6` only).
+//! Default features: `ipv6`, `ping`, `ntp`, `transparent`, `direct-push`, `server`. A firmware
+//! that does not use them saves flash and RAM with `default-features = false` (the benchmark's
+//! size probe, a TCP + UDP + DNS client, enables `ipv6` only).
 //!
 //! * `ipv6`: IPv6 addresses in commands, answers and URCs. Without it an IPv6 address to
 //!   connect to is [`Error::NotSupported`] and IPv6 addresses in answers are not parsed
@@ -168,6 +168,11 @@
 //!   Without `transparent` or `direct-push`, asking for the mode (also through
 //!   [`commands::AccessMode`] in an open) is [`Error::NotSupported`]; every socket uses buffer
 //!   access mode (`AT+QIRD`), and a `+QIURC: "recv"` line never frames data.
+//! * `server`: the server side, `"TCP LISTENER"` with its incoming connections and
+//!   `"UDP SERVICE"` (`TcpFullStack`/`UdpFullStack` on the blocking stack,
+//!   `UdpStack::bind_single`/`bind_multiple` on the async one; about 0.4 KB of flash in a
+//!   blocking client). Without it, `listen` and the binds return [`Error::NotSupported`] and an
+//!   `incoming` URC is an unknown one.
 //! * `log`: log through the `log` facade.
 //! * `defmt`: log through `defmt` (not together with `log`).
 //! * `embassy-time`: `clock::EmbassyClock`, the stack's clock on embassy-time.

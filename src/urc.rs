@@ -188,6 +188,8 @@ fn parse_qiurc(p: &[u8]) -> Option<Urc<'_>> {
             Some(Urc::Recv { connect_id, len })
         }
         K::Closed => Some(Urc::Closed { connect_id: f.u8().filter(|id| *id <= 11)? }),
+        // (a server's URCs: unknown without the `server` feature, where no server runs)
+        K::Incoming | K::IncomingFull if !cfg!(feature = "server") => None,
         K::Incoming => {
             let connect_id = f.u8().filter(|id| *id <= 11)?;
             let server_id = f.u8().filter(|id| *id <= 11)?;
@@ -219,11 +221,12 @@ mod tests {
         assert_eq!(parse(b"+QIURC: \"recv\",0"), Some(Urc::Recv { connect_id: 0, len: None }));
         assert_eq!(parse(b"+QIURC: \"recv\",11,1500"), Some(Urc::Recv { connect_id: 11, len: Some(1500) }));
         assert_eq!(parse(b"+QIURC: \"closed\",3"), Some(Urc::Closed { connect_id: 3 }));
+        let server = |u: Urc<'static>| if cfg!(feature = "server") { Some(u) } else { None };
         assert_eq!(
             parse(b"+QIURC: \"incoming\",11,1,\"172.31.242.222\",54091"),
-            Some(Urc::Incoming { connect_id: 11, server_id: 1, remote: "172.31.242.222:54091".parse().unwrap() })
+            server(Urc::Incoming { connect_id: 11, server_id: 1, remote: "172.31.242.222:54091".parse().unwrap() })
         );
-        assert_eq!(parse(b"+QIURC: \"incoming full\""), Some(Urc::IncomingFull));
+        assert_eq!(parse(b"+QIURC: \"incoming full\""), server(Urc::IncomingFull));
         assert_eq!(parse(b"+QIURC: \"pdpdeact\",1"), Some(Urc::PdpDeact { context_id: 1 }));
         assert_eq!(parse(b"+QIURC: \"dnsgip\",0,2,600"), Some(Urc::DnsResult { err: 0, count: 2, ttl: 600 }));
         assert_eq!(parse(b"+QIURC: \"dnsgip\",565"), Some(Urc::DnsResult { err: 565, count: 0, ttl: 0 }));

@@ -166,7 +166,8 @@ impl<'d, W: Write, C: AsyncClock> embedded_nal_async::UdpStack for Stack<'d, W, 
         Ok((SocketAddr::new(own, local.port()), ConnectedUdp { stack: *self, slot }))
     }
 
-    /// A `"UDP SERVICE"` on `local`'s port.
+    /// A `"UDP SERVICE"` on `local`'s port ([`Error::NotSupported`] without the `server`
+    /// feature).
     async fn bind_single(&self, local: SocketAddr) -> Result<(SocketAddr, UnconnectedUdp<'d, W, C>)> {
         let sock = self.bind(local).await?;
         Ok((sock.local, sock))

@@ -920,7 +920,9 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
             // may still hold of it is closed now, not at the next open
             return modem::blocking::close_pending(&mut self.link);
         }
-        if let Sock::Listening(_) = st {
+        if cfg!(feature = "server")
+            && let Sock::Listening(_) = st
+        {
             // connections the modem accepted but nobody took: nobody will, close them too;
             // accepted ones stay open
             for (_, slot) in self.core.st.sockets.iter_mut() {
@@ -935,6 +937,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
 
     /// Opens a server service (`"TCP LISTENER"` or `"UDP SERVICE"`) and waits for `+QIOPEN`.
     fn open_server(&mut self, service_type: ServiceType, local_port: u16) -> Result<SlotRef> {
+        service_type.supported()?;
         if local_port == 0 {
             return Err(Error::InvalidArgument);
         }
@@ -1185,7 +1188,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> embedded_nal::TcpFu
 
     /// Opens a `"TCP LISTENER"` on the bound port (buffer access mode, so that accepted
     /// connections are in buffer access mode whichever way the manual's contradiction is read)
-    /// and waits for `+QIOPEN`.
+    /// and waits for `+QIOPEN`. [`Error::NotSupported`] without the `server` feature.
     fn listen(&mut self, socket: &mut TcpSocket) -> Result<()> {
         let Sock::Bound(port) = socket.st else {
             return Err(Error::InvalidState);
@@ -1211,7 +1214,8 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> embedded_nal::TcpFu
 impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> embedded_nal::UdpFullStack for &Bg96<S, C, P> {
     /// Opens a `"UDP SERVICE"` on `local_port` (1–65535): the socket then receives datagrams
     /// from any peer, each with its sender, and sends with
-    /// [`send_to`](embedded_nal::UdpFullStack::send_to).
+    /// [`send_to`](embedded_nal::UdpFullStack::send_to). [`Error::NotSupported`] without the
+    /// `server` feature.
     fn bind(&mut self, socket: &mut UdpSocket, local_port: u16) -> Result<()> {
         if !matches!(socket.st, Sock::New | Sock::Bound(_)) {
             return Err(Error::InvalidState);

@@ -231,6 +231,19 @@ impl ServiceType {
         crate::wire::lookup(&TYPES, b)
     }
 
+    /// Whether this build handles the service: [`Error::NotSupported`](crate::Error) for
+    /// `"TCP LISTENER"` and `"UDP SERVICE"` without the `server` feature.
+    pub fn supported(self) -> crate::Result<()> {
+        let server = matches!(self, ServiceType::TcpListener | ServiceType::UdpService);
+        if server && !cfg!(feature = "server") { Err(crate::Error::NotSupported) } else { Ok(()) }
+    }
+
+    /// Whether the service is a server (`"TCP LISTENER"`, `"UDP SERVICE"`), never one without
+    /// the `server` feature.
+    pub fn is_server(self) -> bool {
+        cfg!(feature = "server") && matches!(self, ServiceType::TcpListener | ServiceType::UdpService)
+    }
+
     /// Whether the service carries datagrams.
     pub fn is_udp(self) -> bool {
         matches!(self, ServiceType::Udp | ServiceType::UdpService)
@@ -333,6 +346,18 @@ pub(crate) mod tests {
     use super::*;
     use std::string::String;
     use std::vec::Vec;
+
+    #[test]
+    fn server_services_follow_the_feature() {
+        let server = if cfg!(feature = "server") { Ok(()) } else { Err(crate::Error::NotSupported) };
+        assert_eq!(ServiceType::TcpListener.supported(), server);
+        assert_eq!(ServiceType::UdpService.supported(), server);
+        for client in [ServiceType::Tcp, ServiceType::Udp, ServiceType::TcpIncoming] {
+            assert_eq!(client.supported(), Ok(()));
+            assert!(!client.is_server());
+        }
+        assert_eq!(ServiceType::TcpListener.is_server(), cfg!(feature = "server"));
+    }
 
     #[test]
     fn access_modes_follow_the_features() {

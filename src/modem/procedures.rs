@@ -474,6 +474,7 @@ pub fn start_open<Ch: Channel>(ch: &mut Ch, p: &OpenParams<'_>) -> Ret!(Result<S
             ch.state(|s| s.recovery.open_failures = 0);
         }
         p.access_mode.supported()?;
+        p.service_type.supported()?;
         aw!(ensure_context(ch, p.context_id))?;
         aw!(ch.reclaim())?;
         let mut avoid = 0u16;
@@ -648,7 +649,8 @@ pub fn read_socket<Ch: Channel>(ch: &mut Ch, r: SlotRef, buf: &mut [u8]) -> Ret!
     run!({
         let before = ch.state(|s| s.sockets.current(r).copied())?;
         let datagram = before.service.is_udp();
-        let want = if before.service == ServiceType::UdpService { None } else { Some(buf.len().min(MAX_READ)) };
+        let service = cfg!(feature = "server") && before.service == ServiceType::UdpService;
+        let want = if service { None } else { Some(buf.len().min(MAX_READ)) };
         if want == Some(0) {
             return Ok(ReadOutcome::Data { len: 0, remote: before.remote });
         }
@@ -828,7 +830,7 @@ pub fn set_payload_echo<Ch: Channel>(ch: &mut Ch, echo: bool) -> Ret!(Result<()>
 pub fn send_hex<Ch: Channel>(ch: &mut Ch, r: SlotRef, data: &[u8]) -> Ret!(Result<()>) {
     run!({
         let slot = ch.state(|s| s.sockets.current(r).copied())?;
-        if matches!(slot.service, ServiceType::UdpService | ServiceType::TcpListener) {
+        if slot.service.is_server() {
             return Err(Error::InvalidArgument);
         }
         aw!(command(ch, &crate::commands::Qisendex { connect_id: r.connect_id, data })).map(|_| ())
