@@ -44,8 +44,6 @@ pub const MIN_PUSH_BUFFER: usize = 4096;
 
 /// Bytes read from the serial port per poll.
 const RX_CHUNK: usize = 32;
-/// Bytes of a command line buffered before they are written to the serial port.
-const TX_CHUNK: usize = 32;
 
 /// The BG96 network stack, blocking front. See the [module docs](self).
 pub struct Bg96<S, C, P = NoPins> {
@@ -191,35 +189,18 @@ impl<S, C, P> DerefMut for Inner<S, C, P> {
     }
 }
 
-/// Writes a command line to the serial port in small pieces; the first serial error ends
-/// the writing and is what [`SerialSink::flush`] returns.
+/// Writes a command line to the serial port piece by piece as the command writes it (no copy
+/// in between: a UART takes small writes as well as large ones); the first serial error ends
+/// the writing and is kept for the caller.
 struct SerialSink<'a, S> {
     serial: &'a mut S,
-    buf: heapless::Vec<u8, TX_CHUNK>,
     error: Option<Error>,
 }
 
-impl<S: Write> SerialSink<'_, S> {
-    fn flush(&mut self) -> Result<()> {
-        if let Some(e) = self.error {
-            return Err(e);
-        }
-        let written = self.serial.write_all(&self.buf).map_err(serial_error);
-        self.buf.clear();
-        written.inspect_err(|e| self.error = Some(*e))
-    }
-}
-
 impl<S: Write> Sink for SerialSink<'_, S> {
-    fn put(&mut self, mut bytes: &[u8]) {
-        while !bytes.is_empty() && self.error.is_none() {
-            let room = TX_CHUNK - self.buf.len();
-            let (now, later) = bytes.split_at(room.min(bytes.len()));
-            let _ = self.buf.extend_from_slice(now);
-            if self.buf.is_full() {
-                let _ = self.flush();
-            }
-            bytes = later;
+    fn put(&mut self, bytes: &[u8]) {
+        if self.error.is_none() {
+            self.error = self.serial.write_all(bytes).map_err(serial_error).err();
         }
     }
 }
@@ -260,9 +241,11 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Link<S, C, P> {
     }
 
     fn write_command(&mut self, cmd: &dyn CommandLine) -> Result<()> {
-        let mut sink = SerialSink { serial: &mut self.serial, buf: heapless::Vec::new(), error: None };
+        let mut sink = SerialSink { serial: &mut self.serial, error: None };
         cmd.write_line(&mut sink)?;
-        sink.flush()?;
+        if let Some(e) = sink.error {
+            return Err(e);
+        }
         self.serial.flush().map_err(serial_error)
     }
 
