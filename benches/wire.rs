@@ -299,6 +299,12 @@ fn idle_wire_bytes(seconds: u64) -> f64 {
 /// Builds the size probe firmware (with the crate's default features, or with `extra` cargo
 /// arguments) and reads its flash and static RAM from the ELF.
 fn firmware_size(extra: &[&str]) -> Option<(u64, u64)> {
+    firmware_sizes(extra).map(|(probe, _)| probe)
+}
+
+/// [`firmware_size`] of the probe and of its baseline (`src/bin/baseline.rs`: the same board
+/// without the stack).
+fn firmware_sizes(extra: &[&str]) -> Option<((u64, u64), (u64, u64))> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("firmware/size-probe");
     let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/size-probe");
     let status = std::process::Command::new(env!("CARGO"))
@@ -311,8 +317,8 @@ fn firmware_size(extra: &[&str]) -> Option<(u64, u64)> {
     if !status.success() {
         return None;
     }
-    let elf = std::fs::read(target.join("thumbv7em-none-eabihf/release/size-probe")).ok()?;
-    elf::elf_sizes(&elf)
+    let read = |bin: &str| std::fs::read(target.join("thumbv7em-none-eabihf/release").join(bin)).ok();
+    Some((elf::elf_sizes(&read("size-probe")?)?, elf::elf_sizes(&read("baseline")?)?))
 }
 
 fn main() {
@@ -369,10 +375,16 @@ fn main() {
         print("idle_wire_bytes", idle_wire_bytes(10), "bytes (10 s, 3 open idle sockets)");
     }
     if want("flash") || want("ram") {
-        match firmware_size(&[]) {
-            Some((flash, ram)) => {
+        match firmware_sizes(&[]) {
+            Some(((flash, ram), (base_flash, base_ram))) => {
                 print("flash_text_bytes", flash as f64, "bytes (firmware/size-probe, opt-level z, LTO; features ipv6)");
                 print("ram_static_bytes", ram as f64, "bytes (firmware/size-probe, whole stack in .bss)");
+                print(
+                    "flash_crate_bytes",
+                    flash.saturating_sub(base_flash) as f64,
+                    "bytes (the probe minus its baseline: the same board, vector table and user buffer without the stack)",
+                );
+                print("ram_crate_bytes", ram.saturating_sub(base_ram) as f64, "bytes (the same)");
                 if let Some((flash, ram)) = firmware_size(&["--features", "ping,ntp,transparent,direct-push,server"]) {
                     print(
                         "flash_text_bytes_default_features",

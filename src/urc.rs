@@ -135,8 +135,8 @@ pub fn parse(line: &[u8]) -> Option<Urc<'_>> {
     if let Some(p) = after_prefix(line, b"+QIND:") {
         return Some(Urc::Qind(p));
     }
-    for (prefix, domain) in [(&b"+CREG:"[..], Domain::Cs), (b"+CGREG:", Domain::Gprs), (b"+CEREG:", Domain::Eps)] {
-        if let Some(p) = after_prefix(line, prefix) {
+    for domain in [Domain::Cs, Domain::Gprs, Domain::Eps] {
+        if let Some(p) = after_prefix(line, domain.prefix()) {
             let stat = fields(p).u32()?;
             return Some(Urc::Registration { domain, state: Registration::from_stat(stat) });
         }

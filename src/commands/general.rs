@@ -225,7 +225,7 @@ pub enum Domain {
 }
 
 impl Domain {
-    fn prefix(self) -> &'static [u8] {
+    pub(crate) fn prefix(self) -> &'static [u8] {
         match self {
             Domain::Cs => b"+CREG:",
             Domain::Gprs => b"+CGREG:",
