@@ -163,7 +163,6 @@ struct Link<S, C, P> {
     pins: P,
     core: Core,
     stores: Stores,
-    rx: [u8; RX_CHUNK],
     /// The recovery rules in use: `Config::recovery` as changed by `set_policy`.
     policy: RebootPolicy,
     handles: u8,
@@ -224,8 +223,9 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Link<S, C, P> {
         if !self.serial.read_ready().map_err(serial_error)? {
             return Ok(false);
         }
-        let n = self.serial.read(&mut self.rx).map_err(serial_error)?;
-        let input = self.rx.get(..n).unwrap_or(&[]);
+        let mut rx = [0u8; RX_CHUNK];
+        let n = self.serial.read(&mut rx).map_err(serial_error)?;
+        let input = rx.get(..n).unwrap_or(&[]);
         let (dest, pos, transparent) = match dest {
             Dest::None => {
                 self.core.feed(input, &mut self.stores);
@@ -468,7 +468,6 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Bg96<S, C, P> {
                     pins,
                     core: Core::new(),
                     stores: Stores { push: PushStores::new(), carry: heapless::Deque::new(), carry_owner: None },
-                    rx: [0; RX_CHUNK],
                     policy: config.recovery.clone(),
                     handles: 0,
                     info: None,
