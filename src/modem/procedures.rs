@@ -278,11 +278,10 @@ fn wait_for_registration<Ch: Channel>(ch: &mut Ch, config: &Config) -> Ret!(Resu
 pub fn activate_context<Ch: Channel>(ch: &mut Ch, context_id: u8) -> Ret!(Result<Option<IpAddr>>) {
     run!({
         crate::commands::check_context(context_id)?;
-        if let Some(ip) = aw!(active_address(ch, context_id))? {
-            ch.state(|s| s.modem.set_context_active(context_id, true));
-            return Ok(ip);
-        }
-        if let Err(e) = aw!(command(ch, &Qiact { context_id })) {
+        let was_active = aw!(active_address(ch, context_id))?;
+        if was_active.is_none()
+            && let Err(e) = aw!(command(ch, &Qiact { context_id }))
+        {
             if matches!(e, Error::Timeout) {
                 // Figure 1: no answer to AT+QIACT in 150 s: reboot
                 ch.state(|s| s.recovery.reboot_needed = true);
@@ -290,7 +289,10 @@ pub fn activate_context<Ch: Channel>(ch: &mut Ch, context_id: u8) -> Ret!(Result
             return Err(e);
         }
         ch.state(|s| s.modem.set_context_active(context_id, true));
-        Ok(aw!(active_address(ch, context_id))?.flatten())
+        match was_active {
+            Some(ip) => Ok(ip),
+            None => Ok(aw!(active_address(ch, context_id))?.flatten()),
+        }
     })
 }
 
