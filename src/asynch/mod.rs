@@ -777,12 +777,7 @@ pub(crate) struct AsyncChannel<'d, W, C> {
 impl<W, C> Drop for AsyncChannel<'_, W, C> {
     fn drop(&mut self) {
         if let Some(ticket) = self.dns_ticket {
-            // a lookup cancelled before its result was taken: its query must not hold up the
-            // next one (nor hand its answer to it)
-            self.r.with(|s| {
-                s.core.st.dns.abandon(ticket);
-                s.wakers.wake();
-            });
+            abandon_dns(self.r, ticket);
         }
         if self.recovery {
             // the recovery was cancelled half-way: let the others go on (and try again)
@@ -792,6 +787,18 @@ impl<W, C> Drop for AsyncChannel<'_, W, C> {
             });
         }
     }
+}
+
+/// A lookup cancelled before its result was taken: its query must not hold up the next one
+/// (nor hand its answer to it). Out of line: channels are dropped in many futures, and the
+/// critical section would otherwise add to each of their stack frames.
+#[cold]
+#[inline(never)]
+fn abandon_dns<W, C>(r: &Resources<W, C>, ticket: u8) {
+    r.with(|s| {
+        s.core.st.dns.abandon(ticket);
+        s.wakers.wake();
+    });
 }
 
 /// Ends or abandons the running command if the future running it is dropped.

@@ -458,7 +458,6 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Bg96<S, C, P> {
     /// A stack that can also drive the modem's power key and reset line (see
     /// [`crate::recovery::Pins`]): reboots then work when the modem no longer answers, and
     /// [`Bg96::power_on`] is available.
-    #[inline(never)]
     pub fn with_pins(serial: S, clock: C, config: Config, pins: P) -> Self {
         Self {
             inner: RefCell::new(Inner {
