@@ -92,9 +92,9 @@ pub trait Channel: Sized {
     /// The recovery rules in use now (they can change after the stack was made).
     fn policy(&mut self) -> crate::recovery::RebootPolicy;
 
-    /// This channel started DNS query `ticket` ([`DnsState::ticket`](crate::core::DnsState)):
+    /// This channel started DNS query `ticket` ([`DnsOwner::ticket`](crate::core::DnsOwner)):
     /// if the channel is dropped before the query's result is taken (a cancelled lookup), the
-    /// query is given up ([`DnsState::abandon`](crate::core::DnsState::abandon)) so that it
+    /// query is given up ([`State::abandon_dns`](crate::core::State::abandon_dns)) so that it
     /// does not hold up the next one.
     fn dns_started(&mut self, _ticket: u8) {}
 }

@@ -796,7 +796,7 @@ impl<W, C> Drop for AsyncChannel<'_, W, C> {
 #[inline(never)]
 fn abandon_dns<W, C>(r: &Resources<W, C>, ticket: u8) {
     r.with(|s| {
-        s.core.st.dns.abandon(ticket);
+        s.core.st.abandon_dns(ticket);
         s.wakers.wake();
     });
 }

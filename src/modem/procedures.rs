@@ -577,14 +577,7 @@ pub fn start_dns<Ch: Channel>(ch: &mut Ch, context_id: u8, hostname: &str) -> Re
         aw!(ensure_context(ch, context_id))?;
         let now = ch.now();
         let until = now.after_ms(<Qidnsgip<'_> as atat::AtatCmd>::MAX_TIMEOUT_MS);
-        let ticket = ch.state(|s| {
-            if !s.dns.is_free(now, DNS_MS) {
-                return None;
-            }
-            let ticket = s.dns.ticket.wrapping_add(1);
-            s.dns = crate::core::DnsState { pending: true, until, ticket, ..Default::default() };
-            Some(ticket)
-        });
+        let ticket = ch.state(|s| s.dns_free(now, DNS_MS).then(|| s.start_dns(until)));
         let Some(ticket) = ticket else {
             return Err(Error::Busy);
         };
@@ -622,7 +615,7 @@ pub fn resolve<Ch: Channel>(
                         _ => deadline,
                     };
                     let free = |s: &mut crate::core::State| {
-                        (!s.dns.pending || (s.dns.orphaned && s.dns.result.is_some())).then_some(())
+                        (!s.dns.pending || (s.dns_owner.orphaned && s.dns.result.is_some())).then_some(())
                     };
                     match aw!(ch.wait_for(until, free)) {
                         Err(Error::Timeout) if !deadline.reached(ch.now()) => {}
