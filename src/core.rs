@@ -748,7 +748,7 @@ impl State {
     }
 
     /// The connection in transparent mode (never one without the `transparent` feature).
-    fn transparent_id(&self) -> Option<u8> {
+    pub fn transparent_id(&self) -> Option<u8> {
         if cfg!(feature = "transparent") { self.modem.transparent } else { None }
     }
 

@@ -287,7 +287,7 @@ impl<S: Read + ReadReady + Write, C: Clock, P: PowerControl> Inner<S, C, P> {
     /// Processes everything the modem has sent so far, without waiting, and switches
     /// direct-push sockets whose buffer filled up to buffer access mode.
     fn poll(&mut self) -> Result<()> {
-        if cfg!(feature = "transparent") && self.core.st.modem.transparent.is_some() {
+        if self.core.st.transparent_id().is_some() {
             return Err(Error::Busy);
         }
         loop {

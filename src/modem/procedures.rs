@@ -576,7 +576,7 @@ pub fn start_dns<Ch: Channel>(ch: &mut Ch, context_id: u8, hostname: &str) -> Re
         crate::commands::Qidnsgip { context_id, hostname }.write_to(&mut crate::wire::Discard)?;
         aw!(ensure_context(ch, context_id))?;
         let now = ch.now();
-        let until = now.after_ms(<Qidnsgip<'_> as atat::AtatCmd>::MAX_TIMEOUT_MS);
+        let until = now.after_ms(DNS_MS);
         let ticket = ch.state(|s| s.dns_free(now, DNS_MS).then(|| s.start_dns(until)));
         let Some(ticket) = ticket else {
             return Err(Error::Busy);
@@ -602,22 +602,16 @@ pub fn resolve<Ch: Channel>(
             return Ok(ip);
         }
         // one query at a time: wait for a running one to finish
-        let deadline = ch.now().after_ms(<Qidnsgip<'_> as atat::AtatCmd>::MAX_TIMEOUT_MS);
+        let deadline = ch.now().after_ms(DNS_MS);
         loop {
             match aw!(start_dns(ch, context_id, hostname)) {
                 Err(Error::Busy) => {
-                    // until the running query ends, or its own time is up (then it is taken over)
+                    // until the running query ends, or its own time is up (then it is taken
+                    // over); one whose time is already up leaves the wait at once
                     let now = ch.now();
                     let until = ch.state(|s| s.dns.until);
-                    let until = match () {
-                        _ if until.expired(now, DNS_MS) => now,
-                        _ if until.diff_ms(deadline) < 0 => until,
-                        _ => deadline,
-                    };
-                    let free = |s: &mut crate::core::State| {
-                        (!s.dns.pending || (s.dns_owner.orphaned && s.dns.result.is_some())).then_some(())
-                    };
-                    match aw!(ch.wait_for(until, free)) {
+                    let until = if until.diff_ms(deadline) < 0 { until } else { deadline };
+                    match aw!(ch.wait_for(until, |s| s.dns_free(now, DNS_MS).then_some(()))) {
                         Err(Error::Timeout) if !deadline.reached(ch.now()) => {}
                         other => other?,
                     }
@@ -625,7 +619,7 @@ pub fn resolve<Ch: Channel>(
                 other => break other?,
             }
         }
-        let deadline = ch.now().after_ms(<Qidnsgip<'_> as atat::AtatCmd>::MAX_TIMEOUT_MS);
+        let deadline = ch.now().after_ms(DNS_MS);
         match aw!(ch.wait_for(deadline, |s| dns_result(s, &addr_type))) {
             Ok(r) => r,
             Err(e) => {
