@@ -93,6 +93,24 @@ impl<C: Command> CommandLine for C {
     }
 }
 
+/// A command line whose bytes are fixed, for the settings the stack itself makes (bring-up):
+/// one writer for all of them instead of one per command type. Each line is the exact output
+/// of a typed command, which the tests check.
+pub(crate) struct Fixed(pub &'static [u8]);
+
+impl CommandLine for Fixed {
+    fn write_line(&self, sink: &mut dyn Sink) -> Result<()> {
+        sink.put(self.0);
+        Ok(())
+    }
+    fn prefix(&self) -> &'static [u8] {
+        NO_INFO
+    }
+    fn is_tcpip(&self) -> bool {
+        false
+    }
+}
+
 /// Commands that change nothing the stack keeps track of: they can be run with the stacks'
 /// generic `command` method. Commands that open, close, switch or feed sockets, activate
 /// contexts, change the framing the stack reads, or deliver deferred results are reachable

@@ -36,6 +36,21 @@ pub struct ModemInfo {
 /// Timeout of one synchronisation `AT` (short: the modem may not be up yet).
 const SYNC_AT_MS: u32 = 500;
 
+// The fixed settings of bring-up, as the exact lines of their typed commands (checked by
+// `fixed_lines_are_the_typed_commands`): one writer for all of them in the firmware.
+/// `ATE0`: [`Ate`](crate::commands::Ate) `{ echo: false }`.
+const ECHO_OFF: &[u8] = b"ATE0\r";
+/// `AT+CMEE=1`: [`Cmee`](crate::commands::Cmee) `{ mode: 1 }`.
+const NUMERIC_ERRORS: &[u8] = b"AT+CMEE=1\r";
+/// `AT+QISDE=0`: [`Qisde`](crate::commands::Qisde) `{ echo: false }`.
+const PAYLOAD_ECHO_OFF: &[u8] = b"AT+QISDE=0\r";
+/// `AT+QICFG="dataformat",0,0`: text data both ways.
+const TEXT_DATA: &[u8] = b"AT+QICFG=\"dataformat\",0,0\r";
+/// `AT+QICFG="viewmode",0`: the `+QIRD` header and the data on separate lines.
+const SEPARATE_LINES: &[u8] = b"AT+QICFG=\"viewmode\",0\r";
+/// `AT+QICFG="recvind",1`: buffer-mode `recv` URCs with the length.
+const RECVIND_ON: &[u8] = b"AT+QICFG=\"recvind\",1\r";
+
 /// Parameters of a socket to open.
 #[derive(Debug, Clone, Copy)]
 pub struct OpenParams<'a> {
@@ -198,3 +213,23 @@ macro_rules! use_channel {
 #[allow(dead_code, clippy::duplicate_mod)]
 #[path = "procedures.rs"]
 pub(crate) mod blocking;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::tests::bytes;
+    use crate::commands::{Ate, Cmee, Qicfg, QicfgSetting, Qisde};
+
+    #[test]
+    fn fixed_lines_are_the_typed_commands() {
+        fn line(b: &[u8]) -> &str {
+            core::str::from_utf8(b).unwrap()
+        }
+        assert_eq!(line(ECHO_OFF), bytes(&Ate { echo: false }));
+        assert_eq!(line(NUMERIC_ERRORS), bytes(&Cmee { mode: 1 }));
+        assert_eq!(line(PAYLOAD_ECHO_OFF), bytes(&Qisde { echo: false }));
+        assert_eq!(line(TEXT_DATA), bytes(&Qicfg(QicfgSetting::DataFormat { send_hex: false, recv_hex: false })));
+        assert_eq!(line(SEPARATE_LINES), bytes(&Qicfg(QicfgSetting::ViewMode(0))));
+        assert_eq!(line(RECVIND_ON), bytes(&Qicfg(QicfgSetting::RecvInd(true))));
+    }
+}

@@ -10,9 +10,12 @@ use core::net::IpAddr;
 
 #[cfg(feature = "ping")]
 use super::PingResult;
-use super::{ModemInfo, OpenParams, ReadOutcome, SYNC_AT_MS, dns_result, open_result};
+use super::{
+    ECHO_OFF, ModemInfo, NUMERIC_ERRORS, OpenParams, PAYLOAD_ECHO_OFF, RECVIND_ON, ReadOutcome, SEPARATE_LINES,
+    SYNC_AT_MS, TEXT_DATA, dns_result, open_result,
+};
 use crate::commands::{
-    AccessMode, At, Ate, Cmee, Command, CommandLine, CpinRead, Domain, Host, MAX_READ, Qgmr, Qiact, QiactRead, Qicfg,
+    AccessMode, At, Command, CommandLine, CpinRead, Domain, Fixed, Host, MAX_READ, Qgmr, Qiact, QiactRead, Qicfg,
     QicfgSetting, Qiclose, Qicsgp, Qideact, Qidnsgip, Qigeterror, Qiopen, Qird, Qisde, Qistate, Qiswtmd, Qurccfg,
     RegistrationRead, ServiceType, SimState,
 };
@@ -192,13 +195,13 @@ fn bring_up_steps<Ch: Channel>(ch: &mut Ch, config: &Config) -> Ret!(Result<Mode
         // echo off (its own echo is tolerated by the ingress), numeric errors, no payload echo,
         // URCs to our UART; then the settings the framing of this crate relies on (text data,
         // header and data on separate lines). One loop: this is the bulk of the firmware's code.
-        let steps: [&dyn crate::commands::CommandLine; 6] = [
-            &Ate { echo: false },
-            &Cmee { mode: 1 },
-            &Qisde { echo: false },
+        let steps: [&dyn CommandLine; 6] = [
+            &Fixed(ECHO_OFF),
+            &Fixed(NUMERIC_ERRORS),
+            &Fixed(PAYLOAD_ECHO_OFF),
             &Qurccfg { port: config.urc_port },
-            &Qicfg(QicfgSetting::DataFormat { send_hex: false, recv_hex: false }),
-            &Qicfg(QicfgSetting::ViewMode(0)),
+            &Fixed(TEXT_DATA),
+            &Fixed(SEPARATE_LINES),
         ];
         for step in steps {
             aw!(command_line(ch, step, Kind::Plain, crate::commands::DEFAULT_TIMEOUT_MS, &mut |_| Ok(())))?;
@@ -224,8 +227,9 @@ fn bring_up_steps<Ch: Channel>(ch: &mut Ch, config: &Config) -> Ret!(Result<Mode
         let stale_sockets_closed = aw!(close_stale_sockets(ch))?;
 
         // firmware before 01.008 has no recvind and says ERROR: probe without AT+QIGETERROR
-        let probe = Qicfg(QicfgSetting::RecvInd(true));
-        let recvind = config.recvind && aw!(exec(ch, &probe, Kind::Plain, probe.timeout_ms())).is_ok();
+        let probe = Fixed(RECVIND_ON);
+        let recvind = config.recvind
+            && aw!(ch.exec_line(&probe, Kind::Plain, crate::commands::DEFAULT_TIMEOUT_MS, &mut |_| Ok(()))).is_ok();
         ch.state(|s| s.modem.recvind = recvind);
         Ok(ModemInfo { revision, local_ip, recvind, stale_sockets_closed })
     })
