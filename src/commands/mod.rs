@@ -225,28 +225,25 @@ pub enum ServiceType {
     UdpService,
 }
 
+/// The names of the service types, in the order of [`ServiceType`]'s variants (one table for
+/// writing and parsing them).
+static SERVICE_TYPES: [(&str, ServiceType); 5] = [
+    ("TCP", ServiceType::Tcp),
+    ("UDP", ServiceType::Udp),
+    ("TCP LISTENER", ServiceType::TcpListener),
+    ("TCP INCOMING", ServiceType::TcpIncoming),
+    ("UDP SERVICE", ServiceType::UdpService),
+];
+
 impl ServiceType {
     /// The name as written in AT commands.
     pub fn as_str(self) -> &'static str {
-        match self {
-            ServiceType::Tcp => "TCP",
-            ServiceType::Udp => "UDP",
-            ServiceType::TcpListener => "TCP LISTENER",
-            ServiceType::TcpIncoming => "TCP INCOMING",
-            ServiceType::UdpService => "UDP SERVICE",
-        }
+        SERVICE_TYPES[self as usize].0
     }
 
     /// Parses a (quote-stripped) service type.
     pub fn from_bytes(b: &[u8]) -> Option<Self> {
-        const TYPES: [(&[u8], ServiceType); 5] = [
-            (b"TCP", ServiceType::Tcp),
-            (b"UDP", ServiceType::Udp),
-            (b"TCP LISTENER", ServiceType::TcpListener),
-            (b"TCP INCOMING", ServiceType::TcpIncoming),
-            (b"UDP SERVICE", ServiceType::UdpService),
-        ];
-        crate::wire::lookup(&TYPES, b)
+        SERVICE_TYPES.iter().find(|(name, _)| name.as_bytes() == b).map(|&(_, t)| t)
     }
 
     /// Whether this build handles the service: [`Error::NotSupported`](crate::Error) for
@@ -375,6 +372,18 @@ pub(crate) mod tests {
             assert!(!client.is_server());
         }
         assert_eq!(ServiceType::TcpListener.is_server(), cfg!(feature = "server"));
+    }
+
+    #[test]
+    fn service_type_names_round_trip() {
+        use ServiceType::*;
+        let names = ["TCP", "UDP", "TCP LISTENER", "TCP INCOMING", "UDP SERVICE"];
+        for (t, name) in [Tcp, Udp, TcpListener, TcpIncoming, UdpService].into_iter().zip(names) {
+            assert_eq!(t.as_str(), name);
+            assert_eq!(ServiceType::from_bytes(name.as_bytes()), Some(t));
+        }
+        assert_eq!(ServiceType::from_bytes(b"TCP "), None);
+        assert_eq!(ServiceType::from_bytes(b""), None);
     }
 
     #[test]
