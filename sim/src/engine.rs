@@ -307,7 +307,12 @@ fn run(shared: Arc<Shared>, config: SimConfig) {
         }
         modem.set_room(host_buffer.saturating_sub(shared.out_len()));
 
-        // 2. Process.
+        // 2. Process. The host's bytes first: they arrived before the network and control
+        // events were collected, and the modem's AT parser sees a command as it arrives (a
+        // data push that a network event triggers must not overtake an `AT+QISWTMD` that is
+        // already on the line).
+        let mut fed = Vec::new();
+        feed_pending(&mut modem, &mut pending_in, &mut fed);
         for ev in events {
             match ev {
                 Event::Net(ne) => modem.net_event(now, ne),
@@ -332,15 +337,8 @@ fn run(shared: Arc<Shared>, config: SimConfig) {
                 Event::Wake => {}
             }
         }
-        let mut fed = Vec::new();
-        while let Some(&(t, b)) = pending_in.front() {
-            if !modem.accepts_input() {
-                break;
-            }
-            pending_in.pop_front();
-            fed.push(b);
-            modem.feed(t, b);
-        }
+        // (and what an event let the modem accept again, e.g. the end of a connect)
+        feed_pending(&mut modem, &mut pending_in, &mut fed);
         if !fed.is_empty() {
             shared.record(Direction::ToModem, &fed, now);
             lock(&shared.stats).bytes_to_modem += fed.len() as u64;
@@ -419,6 +417,18 @@ fn run(shared: Arc<Shared>, config: SimConfig) {
     }
     for (_, s) in parked.drain() {
         let _ = s.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// Feeds the modem the host's bytes that are due, while it accepts input.
+fn feed_pending(modem: &mut Modem, pending_in: &mut VecDeque<(Instant, u8)>, fed: &mut Vec<u8>) {
+    while let Some(&(t, b)) = pending_in.front() {
+        if !modem.accepts_input() {
+            break;
+        }
+        pending_in.pop_front();
+        fed.push(b);
+        modem.feed(t, b);
     }
 }
 
