@@ -79,7 +79,9 @@ pub struct Slot {
     pub opened_at: Instant,
     /// The slot was given up while its `AT+QIOPEN` result was still outstanding: until this
     /// time (the attempt's start plus the 150 s the modem may take) a late `+QIOPEN` for
-    /// this connectID belongs to that old attempt, not to a new one.
+    /// this connectID belongs to that old attempt, not to a new one. Cleared once an
+    /// `AT+QICLOSE` of the connectID succeeds: the modem then has no socket whose result could
+    /// follow.
     pub stale_open: Option<Instant>,
     /// Counts `recv`/`closed` URCs (wrapping), so a read can tell whether one arrived while it
     /// ran.

@@ -1620,7 +1620,10 @@ fn regression_unanswered_qiopen_leaks_the_connect_id() {
 /// `+QIOPEN: 0,561` of the first attempt arrives and is taken as its result:
 /// `Err(Modem(OpenPdpContextFailed))`, although the modem then reports `+QIOPEN: 0,0` for it.
 /// Expected: a connectID whose `+QIOPEN` is still outstanding is not reused until that result
-/// came (or its 150 s ran out); and operations look at pending URCs before they send.
+/// came (or its 150 s ran out, or `AT+QICLOSE` succeeded); and operations look at pending URCs
+/// before they send. (bg96-sim used to send that late result even after the `AT+QICLOSE`; it
+/// now keeps the connectID "Opening" until the result and sends none after a close, like a
+/// refused connect.)
 #[test]
 fn regression_stale_qiopen_result_is_taken_for_the_reused_connect_id() {
     let (sim, modem, _clock) = repro_modem(None);

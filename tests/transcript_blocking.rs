@@ -209,6 +209,32 @@ fn open_failure_is_reported_with_the_manual_code_and_the_id_is_freed() {
     assert_eq!(modem.sockets_in_use(), 0);
 }
 
+/// A connect given up before its `+QIOPEN` came: once `AT+QICLOSE` succeeded, the modem has
+/// no socket on that connectID whose result could still come, so the next connect uses it
+/// again and takes the next `+QIOPEN` for it as its own.
+#[test]
+fn a_connect_closed_while_opening_frees_its_connect_id_at_once() {
+    let s = Script::new();
+    let modem = up(&s);
+    let mut stack = &modem;
+    let remote = "127.0.0.1:8009".parse().unwrap();
+    let mut first = stack.socket().unwrap();
+    s.exchange("AT+QIOPEN=1,0,\"TCP\",\"127.0.0.1\",8009,0,0\r", "\r\nOK\r\n");
+    assert_eq!(stack.connect(&mut first, remote), Err(nb::Error::WouldBlock));
+    s.exchange("AT+QICLOSE=0\r", "\r\nOK\r\n");
+    stack.close(first).unwrap();
+    assert_eq!(modem.sockets_in_use(), 0);
+
+    let mut second = stack.socket().unwrap();
+    s.exchange("AT+QIOPEN=1,0,\"TCP\",\"127.0.0.1\",8009,0,0\r", "\r\nOK\r\n");
+    assert_eq!(stack.connect(&mut second, remote), Err(nb::Error::WouldBlock));
+    s.inject("\r\n+QIOPEN: 0,0\r\n");
+    assert_eq!(stack.connect(&mut second, remote), Ok(()));
+    s.exchange("AT+QICLOSE=0\r", "\r\nOK\r\n");
+    stack.close(second).unwrap();
+    s.assert_done();
+}
+
 #[test]
 fn thirteenth_socket_is_a_clear_error() {
     let s = Script::new();

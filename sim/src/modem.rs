@@ -1988,6 +1988,28 @@ impl Modem {
         Ok(Outcome::Ok(vec![]))
     }
 
+    /// An open that fails after its `OK` (no usable context, an unknown host): like the modem,
+    /// the connectID stays taken ("Opening" in `AT+QISTATE`, 563 for another `AT+QIOPEN` on
+    /// it) until `+QIOPEN: <id>,<code>` reports the failure and frees it.
+    fn defer_open_failure(
+        &mut self,
+        now: Instant,
+        id: u8,
+        code: u16,
+        (service, cid, mode): (ServiceType, u8, AccessMode),
+    ) -> R {
+        if mode == AccessMode::Transparent {
+            return Err(E::Tcp(code));
+        }
+        let s = self.new_sock(now, service, cid, mode, None);
+        let token = s.token;
+        if let Some(slot) = self.socks.get_mut(usize::from(id)) {
+            *slot = Some(s);
+        }
+        self.timers.push((now + self.deferred(), Timer::Announce { id, token, code }));
+        Ok(Outcome::Ok(vec![]))
+    }
+
     fn cmd_qiopen(&mut self, now: Instant, form: Form) -> R {
         let a = match form {
             Form::Test => {
@@ -2031,14 +2053,14 @@ impl Modem {
             return self.defer_open_error(now, id, 563, transparent);
         }
         if !self.context_usable(cid) {
-            return self.defer_open_error(now, id, 561, transparent);
+            return self.defer_open_failure(now, id, 561, (service, cid, mode));
         }
         let remote = if server {
             None
         } else {
             match self.resolve(&host) {
                 Some(ips) => Some(SocketAddr::new(ips[0], rport)),
-                None => return self.defer_open_error(now, id, 565, transparent),
+                None => return self.defer_open_failure(now, id, 565, (service, cid, mode)),
             }
         };
         let mut s = self.new_sock(now, service, cid, mode, remote);

@@ -337,3 +337,24 @@ fn incoming_full() {
     let p2 = c2.local_addr().unwrap().port();
     t.expect(format!("\r\n+QIURC: \"incoming\",5,0,\"127.0.0.1\",{p2}\r\n"));
 }
+
+#[test]
+fn a_failing_open_holds_its_connect_id_until_the_failure_is_reported() {
+    let cfg = SimConfig { deferred_delay: Duration::from_millis(300), ..fast(Profile::Field) };
+    let mut t = T::quiet(cfg);
+    // no active context: the open fails with 561, after its OK
+    t.cmd("AT+QIOPEN=1,0,\"TCP\",\"127.0.0.1\",80,0,0", "\r\nOK\r\n");
+    // meanwhile connectID 0 is opening ...
+    t.send("AT+QISTATE=1,0\r");
+    let state = t.frame();
+    assert!(state.starts_with("+QISTATE: 0,\"TCP\","), "{state}");
+    assert!(state.ends_with(",1,1,0,0,\"uart1\""), "state 1 (opening) on context 1: {state}");
+    t.expect("\r\nOK\r\n");
+    // ... and taken for another open
+    t.cmd("AT+QIOPEN=1,0,\"TCP\",\"127.0.0.1\",80,0,0", "\r\nOK\r\n");
+    t.expect("\r\n+QIOPEN: 0,561\r\n");
+    t.expect("\r\n+QIOPEN: 0,563\r\n");
+    geterror(&mut t, 563, "socket identity has been used");
+    // the failure freed it
+    t.cmd("AT+QISTATE=1,0", "\r\nOK\r\n");
+}

@@ -422,7 +422,8 @@ pub fn close_slot<Ch: Channel>(ch: &mut Ch, r: SlotRef) -> Ret!(Result<()>) {
     run!({
         let claimed = ch.state(|s| match s.sockets.current_mut(r) {
             Ok(slot) if slot.state != SlotState::Closing => {
-                // an open still waiting for its result: that result may come after the close
+                // an open still waiting for its result: that result may still come (before the
+                // close's answer, or any time if the close fails)
                 slot.give_up_open();
                 slot.state = SlotState::Closing;
                 true
@@ -460,6 +461,11 @@ fn close_claimed<Ch: Channel>(ch: &mut Ch, r: SlotRef) -> Ret!(Result<()>) {
                     SlotState::PendingClose
                 };
                 slot.release(next, None);
+                if next == SlotState::Free {
+                    // the modem has no socket on this connectID any more (or rebooted): no
+                    // result of an earlier attempt can follow
+                    slot.stale_open = None;
+                }
             }
         });
         result
