@@ -1,8 +1,8 @@
 //! The procedures both fronts share (bring-up, recovery, opening and closing sockets, DNS,
 //! ...), written once over a command channel. This file is compiled twice (see the
-//! [module docs](super)): as `async fn`s over [`Channel`](crate::channel::Channel) for the async
-//! front, and as plain functions over
-//! [`BlockingChannel`](crate::channel::BlockingChannel) for the blocking front. `aw!(e)` is
+//! [module docs](super)): as `async fn`s over [`crate::channel::Channel`] for the async
+//! front, and as plain functions over [`crate::channel::BlockingChannel`] for the blocking
+//! front. `aw!(e)` is
 //! `e.await` in the first and `e` in the second; `Ret!(T)` and `run!({ .. })` make a function
 //! `async` in the first.
 
