@@ -138,7 +138,8 @@ pub struct DnsState {
 }
 
 /// Who the running DNS query belongs to (beside [`DnsState`], which stays 32 bytes: one more
-/// byte there made the async firmware's peak stack 0.65 KB deeper).
+/// byte there made the temporaries of building `asynch::Resources` 0.65 KB larger, in the
+/// QEMU async firmware's set-up function).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DnsOwner {
     /// Counts the queries started: names the running one, so that an owner that goes away

@@ -21,6 +21,12 @@
 //!
 //! The crate-level docs have a complete example that compiles.
 //!
+//! Put these lines in a function of their own, marked `#[inline(never)]`, and call it from
+//! `main` before the executor runs: building [`Resources`] (about 5.5 KB) takes some 2.5 KB
+//! of temporaries on the stack. Inlined into `main`, whose frame lives as long as the
+//! executor, they would stay under every task for good. In the QEMU firmware
+//! (`firmware/qemu-lm3s6965`) this took the peak stack from 8.1 KB to 5.5 KB.
+//!
 //! # Cancellation
 //!
 //! Every future of the stack can be dropped at any await point without harm: a command whose
@@ -153,7 +159,8 @@ impl DataSink for AsyncSink<'_> {
 }
 
 /// Everything the stack and the runner share. Create it once (for example in a `StaticCell`)
-/// and hand it to [`new`].
+/// and hand it to [`new`], in a function that is not inlined into `main` (see the
+/// [module docs](self)).
 pub struct Resources<W, C> {
     shared: BlockingMutex<CriticalSectionRawMutex, RefCell<Shared>>,
     tx: Mutex<CriticalSectionRawMutex, W>,

@@ -68,6 +68,9 @@ fn main() -> ! {
     }
 }
 
+// Out of line: what building the stack and spawning the tasks put on the stack is gone again
+// when the executor runs (inlined into `main`, it would stay under every task for good).
+#[inline(never)]
 fn start(spawner: Spawner) -> Result<(), embassy_executor::SpawnError> {
     let broker = fw::broker_from_cmdline(CMDLINE.init([0; 128]));
     log!("mqtt_async: broker {}:{} as seen from the modem", broker.host, broker.port);
