@@ -226,7 +226,8 @@ pub enum Domain {
 
 impl Domain {
     pub(crate) fn prefix(self) -> &'static [u8] {
-        // one table in the firmware (a `match` gets a copy of it in every caller)
+        // one table in the firmware (a `match` gets a copy of it in every caller); the index
+        // is the variant's discriminant, always in range
         static PREFIXES: [&[u8]; 3] = [b"+CREG:", b"+CGREG:", b"+CEREG:"];
         PREFIXES[self as usize]
     }

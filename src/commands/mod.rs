@@ -238,6 +238,7 @@ static SERVICE_TYPES: [(&str, ServiceType); 5] = [
 impl ServiceType {
     /// The name as written in AT commands.
     pub fn as_str(self) -> &'static str {
+        // the variant's discriminant: always in range
         SERVICE_TYPES[self as usize].0
     }
 
