@@ -38,6 +38,8 @@ const SYNC_AT_MS: u32 = 500;
 
 // The fixed settings of bring-up, as the exact lines of their typed commands (checked by
 // `fixed_lines_are_the_typed_commands`): one writer for all of them in the firmware.
+/// `AT`: [`At`](crate::commands::At), the modem's sign of life.
+const ATTENTION: &[u8] = b"AT\r";
 /// `ATE0`: [`Ate`](crate::commands::Ate) `{ echo: false }`.
 const ECHO_OFF: &[u8] = b"ATE0\r";
 /// `AT+CMEE=1`: [`Cmee`](crate::commands::Cmee) `{ mode: 1 }`.
@@ -218,13 +220,14 @@ pub(crate) mod blocking;
 mod tests {
     use super::*;
     use crate::commands::tests::bytes;
-    use crate::commands::{Ate, Cmee, Qicfg, QicfgSetting, Qisde};
+    use crate::commands::{At, Ate, Cmee, Qicfg, QicfgSetting, Qisde};
 
     #[test]
     fn fixed_lines_are_the_typed_commands() {
         fn line(b: &[u8]) -> &str {
             core::str::from_utf8(b).unwrap()
         }
+        assert_eq!(line(ATTENTION), bytes(&At));
         assert_eq!(line(ECHO_OFF), bytes(&Ate { echo: false }));
         assert_eq!(line(NUMERIC_ERRORS), bytes(&Cmee { mode: 1 }));
         assert_eq!(line(PAYLOAD_ECHO_OFF), bytes(&Qisde { echo: false }));

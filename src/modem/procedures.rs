@@ -11,11 +11,11 @@ use core::net::IpAddr;
 #[cfg(feature = "ping")]
 use super::PingResult;
 use super::{
-    ECHO_OFF, ModemInfo, NUMERIC_ERRORS, OpenParams, PAYLOAD_ECHO_OFF, RECVIND_ON, ReadOutcome, SEPARATE_LINES,
-    SYNC_AT_MS, TEXT_DATA, dns_result, open_result,
+    ATTENTION, ECHO_OFF, ModemInfo, NUMERIC_ERRORS, OpenParams, PAYLOAD_ECHO_OFF, RECVIND_ON, ReadOutcome,
+    SEPARATE_LINES, SYNC_AT_MS, TEXT_DATA, dns_result, open_result,
 };
 use crate::commands::{
-    AccessMode, At, Command, CommandLine, CpinRead, Domain, Fixed, Host, MAX_READ, Qgmr, Qiact, QiactRead, Qicfg,
+    AccessMode, Command, CommandLine, CpinRead, Domain, Fixed, Host, MAX_READ, Qgmr, Qiact, QiactRead, Qicfg,
     QicfgSetting, Qiclose, Qicsgp, Qideact, Qidnsgip, Qigeterror, Qiopen, Qird, Qisde, Qistate, Qiswtmd, Qurccfg,
     RegistrationRead, ServiceType, SimState,
 };
@@ -118,7 +118,7 @@ pub fn sync<Ch: Channel>(ch: &mut Ch, config: &Config) -> Ret!(Result<()>) {
     run!({
         let deadline = ch.now().after_ms(config.timeouts.sync_ms);
         loop {
-            match aw!(exec(ch, &At, Kind::Plain, SYNC_AT_MS)) {
+            match aw!(ch.exec_line(&Fixed(ATTENTION), Kind::Plain, SYNC_AT_MS, &mut |_| Ok(()))) {
                 Ok(_) => break,
                 Err(e) if deadline.reached(ch.now()) => {
                     return Err(if matches!(e, Error::Rebooted) { Error::Timeout } else { e });
@@ -855,7 +855,7 @@ pub fn ensure_ready<Ch: Channel>(ch: &mut Ch, config: &Config) -> Ret!(Result<()
                 break aw!(bring_up_claimed(ch, config)).map(|_| ());
             }
             if rec.suspect {
-                match aw!(exec(ch, &At, Kind::Plain, 1_000)) {
+                match aw!(ch.exec_line(&Fixed(ATTENTION), Kind::Plain, 1_000, &mut |_| Ok(()))) {
                     Ok(_) => ch.state(|s| s.recovery.suspect = false),
                     // it restarted (RDY) while we asked: bring it up, no reboot needed
                     Err(Error::Rebooted) => ch.state(|s| s.recovery.suspect = false),
