@@ -9,8 +9,8 @@
 //! `BENCH_KIB` sets the bulk transfer size (default 128 KiB); `BENCH_ONLY` (a substring) runs
 //! only the figures whose name contains it.
 
-#[path = "../tests/support/elf.rs"]
-mod elf;
+#[path = "../tests/support/firmware.rs"]
+mod firmware;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -296,29 +296,15 @@ fn idle_wire_bytes(seconds: u64) -> f64 {
     ((s1.bytes_to_modem - s0.bytes_to_modem) + (s1.bytes_from_modem - s0.bytes_from_modem)) as f64
 }
 
-/// Builds the size probe firmware (with the crate's default features, or with `extra` cargo
-/// arguments) and reads its flash and static RAM from the ELF.
-fn firmware_size(extra: &[&str]) -> Option<(u64, u64)> {
+/// The probe's flash and static RAM (with the crate's default features, or with `extra` cargo
+/// arguments); `None`, with the reason printed, where it cannot be built.
+fn firmware_size(extra: &[&str]) -> Option<firmware::Footprint> {
     firmware_sizes(extra).map(|(probe, _)| probe)
 }
 
-/// [`firmware_size`] of the probe and of its baseline (`src/bin/baseline.rs`: the same board
-/// without the stack).
-fn firmware_sizes(extra: &[&str]) -> Option<((u64, u64), (u64, u64))> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("firmware/size-probe");
-    let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/size-probe");
-    let status = std::process::Command::new(env!("CARGO"))
-        .args(["build", "--release", "--quiet"])
-        .args(extra)
-        .env("CARGO_TARGET_DIR", &target)
-        .current_dir(&dir)
-        .status()
-        .ok()?;
-    if !status.success() {
-        return None;
-    }
-    let read = |bin: &str| std::fs::read(target.join("thumbv7em-none-eabihf/release").join(bin)).ok();
-    Some((elf::elf_sizes(&read("size-probe")?)?, elf::elf_sizes(&read("baseline")?)?))
+/// [`firmware_size`] of the probe and of its baseline (the same board without the stack).
+fn firmware_sizes(extra: &[&str]) -> Option<(firmware::Footprint, firmware::Footprint)> {
+    firmware::size_probe_sizes(extra).map_err(|why| println!("# flash/ram: {why}")).ok()
 }
 
 fn main() {

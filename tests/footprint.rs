@@ -8,50 +8,25 @@
 //! Skipped, with a message, where the `thumbv7em-none-eabihf` target is missing, unless
 //! `BG96_FIRMWARE_REQUIRED=1` (CI sets it), which makes a missing target a failure.
 
-#[path = "support/elf.rs"]
-mod elf;
+#[path = "support/firmware.rs"]
+mod firmware;
 
-use std::path::Path;
-use std::process::Command;
+use firmware::SIZE_PROBE_TARGET as TARGET;
 
-const TARGET: &str = "thumbv7em-none-eabihf";
 /// Flash budget: 24 KiB (vector table, code and read-only data of the whole firmware).
 const FLASH_BUDGET: u64 = 24 * 1024;
 /// Static RAM budget: 4 KiB (the whole stack object, in `.bss`).
 const RAM_BUDGET: u64 = 4 * 1024;
 
-fn target_installed() -> bool {
-    let Ok(out) = Command::new("rustc").args(["--print", "sysroot"]).output() else { return false };
-    let sysroot = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    Path::new(&sysroot).join("lib/rustlib").join(TARGET).exists()
-}
-
 #[test]
 fn the_size_probe_fits_the_flash_and_ram_budget() {
-    if !target_installed() {
+    if !firmware::target_installed(TARGET) {
         let why = format!("the {TARGET} target is not installed (rustup target add {TARGET})");
         assert!(std::env::var("BG96_FIRMWARE_REQUIRED").as_deref() != Ok("1"), "BG96_FIRMWARE_REQUIRED=1 but {why}");
         eprintln!("SKIPPED: {why}");
         return;
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    // its own target directory (the outer `cargo test` holds the lock of the workspace's),
-    // the one the benchmark uses, so that either reuses the other's build
-    let target_dir = root.join("target/size-probe");
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--locked", "--quiet", "--bins"])
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .current_dir(root.join("firmware/size-probe"))
-        .status()
-        .expect("run cargo for the size probe");
-    assert!(status.success(), "firmware/size-probe did not build");
-    let bin_dir = target_dir.join(TARGET).join("release");
-    let sizes = |bin: &str| {
-        let elf = std::fs::read(bin_dir.join(bin)).unwrap_or_else(|e| panic!("read {bin}: {e}"));
-        elf::elf_sizes(&elf).unwrap_or_else(|| panic!("{bin} is not a 32-bit ELF"))
-    };
-    let (flash, ram) = sizes("size-probe");
-    let (base_flash, base_ram) = sizes("baseline");
+    let ((flash, ram), (base_flash, base_ram)) = firmware::size_probe_sizes(&[]).unwrap_or_else(|why| panic!("{why}"));
     eprintln!(
         "size-probe: flash {flash} B (budget {FLASH_BUDGET}), static RAM {ram} B (budget {RAM_BUDGET}); \
          the crate's share: flash {} B, RAM {} B",

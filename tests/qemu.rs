@@ -8,8 +8,8 @@
 //! Skipped, with a message, where `qemu-system-arm` or the `thumbv7m-none-eabi` target is
 //! missing, unless `BG96_QEMU_REQUIRED=1` (CI sets it), which makes a missing tool a failure.
 
-#[path = "support/elf.rs"]
-mod elf;
+#[path = "support/firmware.rs"]
+mod firmware;
 mod support;
 
 use std::io::Read;
@@ -34,9 +34,7 @@ fn missing_tool() -> Option<String> {
     if Command::new("qemu-system-arm").arg("--version").output().is_err() {
         return Some("qemu-system-arm is not installed (apt-get install qemu-system-arm)".into());
     }
-    let sysroot = Command::new("rustc").args(["--print", "sysroot"]).output().ok()?;
-    let sysroot = String::from_utf8_lossy(&sysroot.stdout).trim().to_string();
-    if !Path::new(&sysroot).join("lib/rustlib").join(TARGET).exists() {
+    if !firmware::target_installed(TARGET) {
         return Some(format!("the {TARGET} target is not installed (rustup target add {TARGET})"));
     }
     None
@@ -123,7 +121,7 @@ fn boot(bin: &str) -> Option<String> {
         None => panic!("{bin} did not finish within {RUN_LIMIT:?}; its log:\n{log}"),
     }
     let elf_bytes = std::fs::read(&elf).unwrap();
-    let (flash, ram) = elf::elf_sizes(&elf_bytes).expect("an ELF32 file");
+    let (flash, ram) = firmware::elf_sizes(&elf_bytes).expect("an ELF32 file");
     let stack = log.lines().find_map(|l| l.split("stack used: ").nth(1)).unwrap_or("?").trim().to_string();
     println!(
         "qemu {bin}: flash {flash} bytes, static RAM {ram} bytes, peak stack {stack}, run {:.2} s",
